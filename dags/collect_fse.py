@@ -1,0 +1,105 @@
+"""
+### collect_fse: electronic care sheets (FSE) from doctors' and dentists' software
+
+Every five minutes, for each partner's `/inbound/fse/` folder on the SFTP server:
+
+1. **migrate_database**: apply pending hub migrations (a no-op once applied)
+2. **list_files**: files ready to take (complete uploads only: no `.part`, old enough, stable)
+3. per file, **process_file**: fetch → validate → load → archive → acknowledge
+4. **report**: the batch's outcome, published as the `edi_fse_loaded` asset event
+
+Each file ends *loaded*, *loaded_with_errors*, *rejected*, *quarantined* or *duplicate*
+(table `edi.inbound_file`), and its sender finds an acknowledgment in `/outbound/acks/`.
+Content errors never fail a task; a failed task means the database or the SFTP server was
+unreachable, and it is retried with backoff. The logic lives in `edihub.collect`.
+
+Owner: integration engineering. Runbook: docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, Metadata, dag, task, task_group
+
+FEED = "fse"
+FSE_LOADED = Asset(name="edi_fse_loaded", uri="postgres://edi/edi/fse_care_sheet")
+
+
+@dag(
+    dag_id="collect_fse",
+    schedule=timedelta(minutes=5),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # one collector at a time; the database guards exactly-once anyway
+    default_args={
+        "owner": "integration",
+        # Transport and database errors are transient: retry with backoff.
+        "retries": 3,
+        "retry_delay": timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    tags=["feed:fse", "inbound"],
+    doc_md=__doc__,
+)
+def collect_fse() -> None:
+    @task
+    def migrate_database() -> list[str]:
+        from edihub import orchestration
+
+        return orchestration.migrate()
+
+    @task
+    def list_files() -> list[dict[str, Any]]:
+        from edihub import orchestration
+
+        return orchestration.list_files(FEED)
+
+    @task
+    def fetch(item: dict[str, Any]) -> int:
+        from edihub import orchestration
+
+        return orchestration.fetch(item)
+
+    @task
+    def validate(file_id: int) -> int:
+        from edihub import orchestration
+
+        return orchestration.validate(file_id)
+
+    @task
+    def load(file_id: int) -> int:
+        from edihub import orchestration
+
+        return orchestration.load(file_id)
+
+    @task
+    def archive(file_id: int) -> int:
+        from edihub import orchestration
+
+        return orchestration.archive(file_id)
+
+    @task
+    def acknowledge(file_id: int) -> dict[str, Any]:
+        from edihub import orchestration
+
+        return orchestration.acknowledge(file_id)
+
+    @task_group
+    def process_file(item: dict[str, Any]) -> Any:
+        return acknowledge(archive(load(validate(fetch(item)))))
+
+    @task(outlets=[FSE_LOADED], trigger_rule="all_done")
+    def report(outcomes: list[dict[str, Any]]) -> Any:
+        from edihub import orchestration
+
+        yield Metadata(FSE_LOADED, orchestration.report(FEED, list(outcomes)))
+
+    files = list_files()
+    migrate_database() >> files
+    report(process_file.expand(item=files))
+
+
+collect_fse()

@@ -1,0 +1,1 @@
+"""Acknowledgments: one for every inbound file, whatever became of it."""

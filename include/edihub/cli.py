@@ -1,0 +1,160 @@
+"""``edihub``: the hub's command line.
+
+edihub run                      the embedded stack and the FSE collection (README, Quick start)
+edihub validate --feed fse F    check a file as the hub would, print its acknowledgment
+edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
+edihub registry load DIR        load registry CSV snapshots (EDIHUB_DATABASE_URL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from edihub.config import Settings
+
+EXIT_ACCEPTED, EXIT_WITH_ERRORS, EXIT_REJECTED = 0, 1, 2
+
+
+def _database_url() -> str:
+    url = os.environ.get("EDIHUB_DATABASE_URL")
+    if not url:
+        sys.exit("edihub: set EDIHUB_DATABASE_URL (postgresql://user@host:port/db)")
+    return url
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from edihub.acks.ack import AckError, build_ack
+    from edihub.validation import check_file
+
+    settings = Settings.from_env()
+    path: Path = args.file
+    if not path.is_file():
+        sys.exit(f"edihub: {path}: no such file")
+    url = os.environ.get("EDIHUB_DATABASE_URL")
+    if url:
+        from edihub.load.db import connect
+        from edihub.validation import registry_lookup
+
+        with connect(url) as conn:
+            verdict, errors = check_file(
+                path, settings, args.feed, args.sender, registry_lookup(conn)
+            )
+    else:
+        verdict, errors = check_file(path, settings, args.feed, args.sender, None)
+        print(
+            "edihub: offline check (EDIHUB_DATABASE_URL not set): the rules that need the "
+            "funds' registry or earlier loads were not checked",
+            file=sys.stderr,
+        )
+    file = {
+        "id": "local",
+        "feed": args.feed,
+        "sender": args.sender or "unknown",
+        "remote_name": path.name,
+        "size_bytes": path.stat().st_size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "received_at": dt.datetime.now(dt.UTC),
+        "state": verdict.state,
+        "reason_code": verdict.reason_code,
+        "reason": verdict.reason,
+        "batch_number": verdict.batch_number,
+        "format_version": verdict.format_version,
+        "records_total": verdict.records_total,
+        "records_loaded": verdict.records_loaded,
+        "records_rejected": verdict.records_rejected,
+    }
+    ack_errors = [
+        AckError(
+            e["level"],
+            e["rule"],
+            e["message"],
+            e["record_no"],
+            e["record_id"],
+            e["field"],
+            e["value"],
+        )
+        for e in errors
+    ]
+    sys.stdout.write(
+        build_ack(file, ack_errors, len(ack_errors), dt.datetime.now(dt.UTC)).decode("utf-8")
+    )
+    return {"loaded": EXIT_ACCEPTED, "loaded_with_errors": EXIT_WITH_ERRORS}.get(
+        verdict.state, EXIT_REJECTED
+    )
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from edihub.load.db import migrate
+
+    applied = migrate(_database_url())
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
+    return 0
+
+
+def cmd_registry_load(args: argparse.Namespace) -> int:
+    from edihub.load.registry import load_registry
+
+    for table, rows in load_registry(_database_url(), args.folder).items():
+        print(f"{table}: {rows} rows")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edihub.stack.run import run_command
+
+    return run_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edihub", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the embedded stack and run the FSE collection")
+    from edihub.stack.run import add_arguments
+
+    add_arguments(run)
+    run.set_defaults(func=cmd_run)
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a file with the hub's format and data contracts",
+        description="Prints the acknowledgment the hub would send. Exit status: 0 accepted, "
+        "1 accepted with errors, 2 rejected.",
+    )
+    validate.add_argument("--feed", required=True, choices=["fse"])
+    validate.add_argument(
+        "--sender", help="the partner id the file is sent as (default: its header)"
+    )
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(func=cmd_validate)
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
+    db.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+
+    registry = sub.add_parser("registry", help="reference registry").add_subparsers(
+        dest="registry", required=True
+    )
+    load = registry.add_parser("load", help="replace the registry from CSV snapshots")
+    load.add_argument("folder", type=Path)
+    load.set_defaults(func=cmd_registry_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

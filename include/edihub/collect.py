@@ -1,0 +1,495 @@
+"""The inbound flow, one step per function: list, fetch, validate, load, archive, acknowledge.
+
+Each step reads and writes the file's row in ``edi.inbound_file``, so any step can crash and be
+rerun: the row says what is done. Content problems never raise; they become the file's state
+(loaded, loaded_with_errors, rejected, quarantined, duplicate) and its acknowledgment.
+Infrastructure problems (database or SFTP down) do raise, so that Airflow retries the step.
+
+Order of effects, which the exactly-once guarantee rests on:
+  fetch     download to a content-addressed landing copy; the file stays on the server
+  validate  format + data contracts; accepted rows to a Parquet staging area (bounded memory)
+  load      one transaction: COPY the rows, record the errors, set the final state
+  archive   only after that commit, move the remote file out of the partner's inbox
+  ack       write the acknowledgment to the partner's outbound folder (atomic rename)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import posixpath
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import psycopg2
+import psycopg2.errors
+import psycopg2.extras
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+from edihub.acks.ack import MAX_LISTED_ERRORS, AckError, ack_file_name, build_ack
+from edihub.config import Settings
+from edihub.formats.contract import FormatContract, feed_formats
+from edihub.load.db import connect
+from edihub.sftp import client as sftp_client
+from edihub.sftp import layout
+from edihub.validation import (
+    ERROR_SCHEMA,
+    StagingSink,
+    Verdict,
+    check_file,
+    file_error,
+    registry_lookup,
+)
+
+log = logging.getLogger(__name__)
+
+FINAL_STATES = ("loaded", "loaded_with_errors", "rejected", "quarantined", "duplicate")
+
+
+@dataclass(frozen=True)
+class InboundFile:
+    """A file ready on the server, as handed from the list step to the others (JSON-able)."""
+
+    partner: str
+    feed: str
+    name: str
+    path: str
+    size: int
+    mtime: float
+
+
+# ---------------------------------------------------------------- list
+
+
+def list_inbound(sftp: paramiko.SFTPClient, feed: str, settle_seconds: int) -> list[InboundFile]:
+    """Files ready in every partner's inbound folder for ``feed`` (half uploads are left)."""
+    ready: list[InboundFile] = []
+    partners_root = "/" + layout.PARTNERS
+    try:
+        partners = sorted(sftp.listdir(partners_root))
+    except FileNotFoundError:
+        return []
+    for partner in partners:
+        folder = layout.inbound_dir(partner, feed)
+        listing = sftp_client.list_ready(sftp, folder, settle_seconds)
+        for name, reason in listing.ignored:
+            log.info("skip %s/%s: %s", folder, name, reason)
+        for f in listing.waiting:
+            log.info("wait %s: still being written or too recent", f.path)
+        ready += [
+            InboundFile(partner, feed, f.name, f.path, f.size, f.mtime) for f in listing.ready
+        ]
+    log.info("%d %s file(s) ready", len(ready), feed)
+    return ready
+
+
+# ---------------------------------------------------------------- fetch
+
+
+def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
+    row = {
+        "feed": item.feed,
+        "sender": item.partner,
+        "remote_name": item.name,
+        "remote_path": item.path,
+        "size_bytes": item.size,
+        "remote_mtime": dt.datetime.fromtimestamp(item.mtime, dt.UTC),
+    } | values
+    cur.execute(
+        sql.SQL("INSERT INTO edi.inbound_file ({}) VALUES ({}) RETURNING id").format(
+            sql.SQL(", ").join(map(sql.Identifier, row)),
+            sql.SQL(", ").join(sql.Placeholder() * len(row)),
+        ),
+        list(row.values()),
+    )
+    return int(cur.fetchone()[0])
+
+
+def _quarantine_row(cur: Any, item: InboundFile, code: str, reason: str) -> int:
+    file_id = _insert_file(
+        cur, item, state="quarantined", reason_code=code, reason=reason, decided_at=_now()
+    )
+    _record_errors(cur, file_id, [file_error(code, reason)])
+    return file_id
+
+
+def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile) -> int:
+    """Download ``item`` to the landing area and register it; return its file id."""
+    with connect(dsn) as conn, conn.cursor() as cur:
+        unsafe = sftp_client.unsafe_name_reason(item.name)
+        if unsafe:
+            file_id = _quarantine_row(cur, item, "UNSAFE_NAME", f"file name refused: {unsafe}")
+            conn.commit()
+            return file_id
+        if item.size > settings.max_file_bytes:
+            file_id = _quarantine_row(
+                cur,
+                item,
+                "TOO_LARGE",
+                f"{item.size} bytes is over the limit of {settings.max_file_bytes} bytes",
+            )
+            conn.commit()
+            return file_id
+        try:
+            fetched = sftp_client.fetch(
+                sftp, item.path, settings.landing_dir, settings.max_file_bytes
+            )
+        except sftp_client.FileTooLarge as exc:  # it grew after it was listed
+            file_id = _quarantine_row(cur, item, "TOO_LARGE", str(exc))
+            conn.commit()
+            return file_id
+        # A rerun after a crash finds the file it already registered.
+        cur.execute(
+            "SELECT id FROM edi.inbound_file WHERE remote_path = %s AND sha256 = %s"
+            " AND archived_at IS NULL",
+            (item.path, fetched.sha256),
+        )
+        existing = cur.fetchone()
+        if existing:
+            return int(existing[0])
+        cur.execute(
+            "SELECT id FROM edi.inbound_file WHERE sha256 = %s"
+            " AND state IN ('loaded', 'loaded_with_errors')",
+            (fetched.sha256,),
+        )
+        loaded = cur.fetchone()
+        common = {"sha256": fetched.sha256, "size_bytes": fetched.size}
+        if loaded:
+            reason = f"the same file (sha256) was already loaded as {item.feed}-{loaded[0]}"
+            file_id = _insert_file(
+                cur,
+                item,
+                **common,
+                state="duplicate",
+                duplicate_of=loaded[0],
+                reason_code="DUPLICATE_FILE",
+                reason=reason,
+                decided_at=_now(),
+            )
+            _record_errors(cur, file_id, [file_error("DUPLICATE_FILE", reason)])
+        else:
+            file_id = _insert_file(cur, item, **common)
+        conn.commit()
+        log.info("fetched %s as %s-%d sha256=%s", item.path, item.feed, file_id, fetched.sha256)
+        return file_id
+
+
+# ---------------------------------------------------------------- validate
+
+
+def _work_dir(settings: Settings, file_id: int) -> Path:
+    return settings.state_dir / "work" / str(file_id)
+
+
+def validate(dsn: str, settings: Settings, file_id: int) -> int:
+    """Check a fetched file against its contracts; the verdict waits in the work folder."""
+    with connect(dsn) as conn:
+        row = _file_row(conn, file_id)
+        if row["state"] != "received":
+            return file_id  # decided at fetch (quarantine, duplicate) or by an earlier run
+        work = _work_dir(settings, file_id)
+        sink = StagingSink(work / "staging")
+        landing = _landing_path(settings, row["sha256"])
+        try:
+            verdict, errors = check_file(
+                landing, settings, row["feed"], row["sender"], registry_lookup(conn), sink
+            )
+        finally:
+            sink.close()
+        if verdict.batch_number and verdict.state in ("loaded", "loaded_with_errors"):
+            earlier = _loaded_batch(conn, row["feed"], row["sender"], verdict.batch_number)
+            if earlier is not None:
+                verdict.state, verdict.duplicate_of = "duplicate", earlier
+                verdict.reason_code = "DUPLICATE_BATCH"
+                verdict.reason = (
+                    f"batch {verdict.batch_number} of {row['sender']} was already loaded "
+                    f"as {row['feed']}-{earlier}"
+                )
+                errors = [file_error("DUPLICATE_BATCH", verdict.reason)]
+        pq.write_table(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA), work / "errors.parquet")
+        (work / "verdict.json").write_text(json.dumps(asdict(verdict)))
+        conn.rollback()
+    log.info(
+        "validated %s-%d: %s, %d records, %d rejected%s",
+        row["feed"],
+        file_id,
+        verdict.state,
+        verdict.records_total,
+        verdict.records_rejected,
+        f" ({verdict.reason})" if verdict.reason else "",
+    )
+    return file_id
+
+
+def _loaded_batch(conn: Any, feed: str, sender: str, batch: str) -> int | None:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM edi.inbound_file WHERE feed = %s AND sender = %s"
+            " AND batch_number = %s AND state IN ('loaded', 'loaded_with_errors')",
+            (feed, sender, batch),
+        )
+        found = cur.fetchone()
+    return None if found is None else int(found[0])
+
+
+# ---------------------------------------------------------------- load
+
+
+def _copy_parquet(cur: Any, path: Path, table: str, columns: list[str], file_id: int) -> int:
+    """COPY a Parquet staging file into ``edi.<table>``, one row group at a time."""
+    if not path.is_file():
+        return 0
+    rows = 0
+    target = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        sql.Identifier("edi", table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000):
+        if batch.num_rows == 0:
+            continue
+        tbl = (
+            pa.Table.from_batches([batch])
+            .append_column("file_id", pa.array([file_id] * batch.num_rows, pa.int64()))
+            .select(columns)
+        )
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(tbl, buf, pacsv.WriteOptions(include_header=False))
+        cur.copy_expert(target.as_string(cur), pa.BufferReader(buf.getvalue()))
+        rows += batch.num_rows
+    return rows
+
+
+def load(dsn: str, settings: Settings, file_id: int) -> int:
+    """Load the accepted rows and set the file's final state, in one transaction."""
+    with connect(dsn) as conn:
+        row = _file_row(conn, file_id, lock=True)
+        if row["state"] != "received":
+            conn.rollback()
+            return file_id
+        work = _work_dir(settings, file_id)
+        verdict = Verdict(**json.loads((work / "verdict.json").read_text()))
+        errors = pq.read_table(work / "errors.parquet").to_pylist()
+        try:
+            with conn.cursor() as cur:
+                if verdict.state in ("loaded", "loaded_with_errors"):
+                    fmt = _format_of(settings, row["feed"], verdict.format_version)
+                    record_cols = ["file_id", "record_no"] + [f.name for f in fmt.record.fields]
+                    _copy_parquet(
+                        cur,
+                        work / "staging" / "records.parquet",
+                        f"{fmt.feed}_{fmt.record.table}",
+                        record_cols,
+                        file_id,
+                    )
+                    if fmt.record.children:
+                        child_cols = ["file_id", fmt.record.id, "child_no"] + [
+                            f.name for f in fmt.record.children.fields
+                        ]
+                        _copy_parquet(
+                            cur,
+                            work / "staging" / "children.parquet",
+                            f"{fmt.feed}_{fmt.record.children.table}",
+                            child_cols,
+                            file_id,
+                        )
+                _record_errors(cur, file_id, errors)
+                _set_state(cur, file_id, verdict)
+            conn.commit()
+        except psycopg2.errors.UniqueViolation as exc:
+            # Another run loaded the same file or batch first: this copy is a duplicate.
+            conn.rollback()
+            reason = f"loaded concurrently by another run ({exc.diag.constraint_name})"
+            dup = Verdict(
+                "duplicate",
+                verdict.records_total,
+                0,
+                "DUPLICATE_FILE",
+                reason,
+                verdict.batch_number,
+                verdict.format_version,
+            )
+            with conn.cursor() as cur:
+                _file_row(conn, file_id, lock=True)
+                _record_errors(cur, file_id, [file_error("DUPLICATE_FILE", reason)])
+                _set_state(cur, file_id, dup)
+            conn.commit()
+            verdict = dup
+    shutil.rmtree(work / "staging", ignore_errors=True)
+    log.info(
+        "loaded %s-%d: %s, %d rows", row["feed"], file_id, verdict.state, verdict.records_loaded
+    )
+    return file_id
+
+
+def _format_of(settings: Settings, feed: str, version: str | None) -> FormatContract:
+    for fmt in feed_formats(settings.formats_dir, feed):
+        if str(fmt.version) == version:
+            return fmt
+    raise LookupError(f"format {feed}/v{version} disappeared between validate and load")
+
+
+def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
+    cur.execute(
+        "UPDATE edi.inbound_file SET state = %s, reason_code = %s, reason = %s,"
+        " batch_number = %s, format_version = %s, records_total = %s, records_loaded = %s,"
+        " records_rejected = %s, duplicate_of = %s, decided_at = now() WHERE id = %s",
+        (
+            verdict.state,
+            verdict.reason_code,
+            verdict.reason,
+            verdict.batch_number,
+            verdict.format_version,
+            verdict.records_total,
+            verdict.records_loaded,
+            verdict.records_rejected,
+            verdict.duplicate_of,
+            file_id,
+        ),
+    )
+
+
+def _record_errors(cur: Any, file_id: int, errors: list[dict[str, Any]]) -> None:
+    cur.execute("DELETE FROM edi.file_error WHERE file_id = %s", (file_id,))
+    if not errors:
+        return
+    psycopg2.extras.execute_values(
+        cur,
+        "INSERT INTO edi.file_error (file_id, seq, level, record_no, record_id, field, rule,"
+        " value, message) VALUES %s",
+        [
+            (
+                file_id,
+                i,
+                e["level"],
+                e["record_no"],
+                e["record_id"],
+                e["field"],
+                e["rule"],
+                e["value"],
+                e["message"],
+            )
+            for i, e in enumerate(errors, start=1)
+        ],
+        page_size=1000,
+    )
+
+
+# ---------------------------------------------------------------- archive
+
+
+def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
+    """Move the remote file out of the inbox, now that its state is committed."""
+    with connect(dsn) as conn, conn.cursor() as cur:
+        row = _file_row(conn, file_id)
+        if row["archived_at"] is not None:
+            return file_id
+        if row["state"] not in FINAL_STATES:
+            raise RuntimeError(f"{row['feed']}-{file_id} is {row['state']}: not archived yet")
+        day = row["received_at"].astimezone(dt.UTC).date().isoformat()
+        # The archive name is ours, never the partner's (which may be hostile).
+        target = posixpath.join(
+            layout.archive_dir(row["sender"], row["feed"], day),
+            f"{file_id}.{row['state']}.{(row['sha256'] or 'unread')[:16]}",
+        )
+        sftp_client.move(sftp, row["remote_path"], target)
+        cur.execute(
+            "UPDATE edi.inbound_file SET archive_path = %s, archived_at = now() WHERE id = %s",
+            (target, file_id),
+        )
+        conn.commit()
+    log.info("archived %s-%d to %s", row["feed"], file_id, target)
+    return file_id
+
+
+# ---------------------------------------------------------------- acknowledge
+
+
+def acknowledge(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
+    """Write the acknowledgment into the sender's outbound folder (idempotent)."""
+    with connect(dsn) as conn, conn.cursor() as cur:
+        row = _file_row(conn, file_id)
+        if row["acked_at"] is not None:
+            return file_id
+        cur.execute(
+            "SELECT level, rule, message, record_no, record_id, field, value"
+            " FROM edi.file_error WHERE file_id = %s ORDER BY seq LIMIT %s",
+            (file_id, MAX_LISTED_ERRORS),
+        )
+        errors = [AckError(*r) for r in cur.fetchall()]
+        cur.execute("SELECT count(*) FROM edi.file_error WHERE file_id = %s", (file_id,))
+        total = int(cur.fetchone()[0])
+        body = build_ack(row, errors, total, _now())
+        path = posixpath.join(
+            layout.acks_dir(row["sender"]), ack_file_name(file_id, row["remote_name"])
+        )
+        sftp_client.put_atomic(sftp, body, path)
+        cur.execute(
+            "UPDATE edi.inbound_file SET ack_path = %s, acked_at = now() WHERE id = %s",
+            (path, file_id),
+        )
+        conn.commit()
+    log.info("acknowledged %s-%d (%s) at %s", row["feed"], file_id, row["state"], path)
+    return file_id
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _landing_path(settings: Settings, sha256: str) -> Path:
+    return settings.landing_dir / sha256[:2] / sha256
+
+
+def _file_row(conn: Any, file_id: int, lock: bool = False) -> dict[str, Any]:
+    with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(
+            "SELECT * FROM edi.inbound_file WHERE id = %s" + (" FOR UPDATE" if lock else ""),
+            (file_id,),
+        )
+        row = cur.fetchone()
+    if row is None:
+        raise LookupError(f"no inbound file with id {file_id}")
+    return dict(row)
+
+
+def process(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile) -> int:
+    """Every step for one file, in order (the CLI and tests; the DAG runs them as tasks)."""
+    file_id = fetch(sftp, dsn, settings, item)
+    validate(dsn, settings, file_id)
+    load(dsn, settings, file_id)
+    archive(sftp, dsn, file_id)
+    return acknowledge(sftp, dsn, file_id)
+
+
+def collect(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, feed: str) -> Iterator[int]:
+    for item in list_inbound(sftp, feed, settings.settle_seconds):
+        yield process(sftp, dsn, settings, item)
+
+
+def file_summary(dsn: str, file_id: int) -> dict[str, Any]:
+    """The file's outcome in a few fields (task return values, asset events, CLI output)."""
+    with connect(dsn) as conn:
+        row = _file_row(conn, file_id)
+    keys = (
+        "id",
+        "feed",
+        "sender",
+        "remote_name",
+        "state",
+        "reason_code",
+        "records_total",
+        "records_loaded",
+        "records_rejected",
+        "ack_path",
+    )
+    return {k: row[k] for k in keys}

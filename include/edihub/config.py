@@ -1,0 +1,53 @@
+"""Settings read from the environment, with embedded defaults.
+
+Inside Airflow tasks the database and SFTP endpoints come from Airflow connections
+(see ``edihub.orchestration``); the variables below serve the CLI and the embedded stack.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the hub needs to know about its surroundings.
+
+    state_dir        EDIHUB_STATE_DIR          local state: embedded servers, landing copies, keys
+    formats_dir      EDIHUB_FORMATS_DIR        format contracts (formats/ of the repository)
+    contracts_dir    EDIHUB_CONTRACTS_DIR      data contracts (contracts/ of the repository)
+    max_file_bytes   EDIHUB_MAX_FILE_BYTES     larger inbound files are quarantined unread
+    settle_seconds   EDIHUB_SETTLE_SECONDS     an inbound file must be this old and unchanged
+    care_window_days EDIHUB_CARE_WINDOW_DAYS   oldest accepted date of care, in days before today
+    """
+
+    state_dir: Path
+    formats_dir: Path
+    contracts_dir: Path
+    max_file_bytes: int
+    settle_seconds: int
+    care_window_days: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            state_dir=Path(os.environ.get("EDIHUB_STATE_DIR", REPO_ROOT / "state")),
+            formats_dir=Path(os.environ.get("EDIHUB_FORMATS_DIR", REPO_ROOT / "formats")),
+            contracts_dir=Path(os.environ.get("EDIHUB_CONTRACTS_DIR", REPO_ROOT / "contracts")),
+            max_file_bytes=_int("EDIHUB_MAX_FILE_BYTES", 2 * 1024**3),
+            settle_seconds=_int("EDIHUB_SETTLE_SECONDS", 10),
+            care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
+        )
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.state_dir / "landing"

@@ -1,0 +1,282 @@
+"""Run a feed's data contract (Great Expectations suites stored under contracts/) on parsed data.
+
+GX is called directly (the Airflow GX provider cannot install beside Airflow 3.3) in an
+ephemeral context: the suites are version-controlled JSON and a run leaves nothing on disk.
+Every row carries ``record_no`` (its ordinal in the file), so each failing rule names the
+records it rejects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import numbers
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import yaml
+
+from edihub.formats.xml_engine import Chunk
+
+Lookup = Callable[[str, str, list[Any]], set[Any]]
+"""(table, column, candidate values) -> the candidates present in that table."""
+
+REJECT_RECORD = "reject_record"
+REJECT_FILE = "reject_file"
+_RESULT_FORMAT = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": ["record_no"],
+    "return_unexpected_index_query": False,
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    on_failure: str
+    table: str
+    field: str
+    message: str
+    record_no: int | None = None
+    value: str | None = None
+
+
+@dataclass
+class DataContract:
+    folder: Path
+    suites: dict[str, dict[str, Any]]
+    spec: dict[str, Any]
+
+    @classmethod
+    def load(cls, folder: Path) -> DataContract:
+        spec = yaml.safe_load((folder / "contract.yaml").read_text(encoding="utf-8"))
+        suites = {
+            p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))
+        }
+        for table, suite in suites.items():
+            for exp in suite["expectations"]:
+                meta = exp.get("meta", {})
+                missing = {"rule", "on_failure", "message"} - meta.keys()
+                if missing or meta["on_failure"] not in (REJECT_RECORD, REJECT_FILE):
+                    raise ValueError(f"{folder}/{table}.json: {exp['type']} needs meta {missing}")
+        return cls(folder=folder, suites=suites, spec=spec)
+
+
+def _parameters_of(kwargs: dict[str, Any]) -> Iterable[str]:
+    for value in kwargs.values():
+        if isinstance(value, dict) and "$PARAMETER" in value:
+            yield value["$PARAMETER"]
+
+
+@cache
+def _gx() -> Any:
+    """One ephemeral GX context per process (importing GX alone takes seconds)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return ctx
+
+
+@cache
+def _batch_definition(table: str) -> Any:
+    ctx = _gx()
+    source = (
+        ctx.data_sources.get("edihub")
+        if "edihub" in ctx.data_sources.all()
+        else ctx.data_sources.add_pandas("edihub")
+    )
+    return source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("whole")
+
+
+_SUITES: dict[str, Any] = {}
+
+
+def _suite(contract: DataContract, table: str, skip: frozenset[str]) -> Any:
+    import great_expectations as gx
+
+    raw = contract.suites[table]
+    expectations = [e for e in raw["expectations"] if not (set(_parameters_of(e["kwargs"])) & skip)]
+    name = f"{raw['name']}:{contract.folder}:{','.join(sorted(skip))}"
+    if name not in _SUITES:
+        suite = gx.ExpectationSuite(name=name, expectations=expectations, meta=raw.get("meta"))
+        _SUITES[name] = _gx().suites.add(suite)
+    return _SUITES[name]
+
+
+def _show(value: Any, column: str, cents: frozenset[str]) -> str:
+    if column in cents and isinstance(value, numbers.Real) and not pd.isna(value):
+        return f"{value / 100:.2f}"
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return str(value)
+
+
+def validate_frame(
+    contract: DataContract,
+    table: str,
+    frame: pd.DataFrame,
+    parameters: dict[str, Any],
+    cents: frozenset[str] = frozenset(),
+    unavailable: frozenset[str] = frozenset(),
+) -> list[Violation]:
+    """Run the ``table`` suite on ``frame``.
+
+    Rules that need a parameter listed in ``unavailable`` are left out.
+    """
+    if table not in contract.suites or frame.empty:
+        return []
+    suite = _suite(contract, table, unavailable)
+    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, expectation_parameters=parameters, result_format=_RESULT_FORMAT)
+    violations: list[Violation] = []
+    for res in result.results:
+        if res.success:
+            continue
+        meta = res.expectation_config.meta
+        if res.exception_info and res.exception_info.get("raised_exception"):
+            raise RuntimeError(
+                f"contract {contract.folder} rule {meta['rule']} could not run: "
+                f"{res.exception_info.get('exception_message')}"
+            )
+        failing = res.result.get("unexpected_index_list") or [{}]
+        for item in failing:
+            shown = "; ".join(
+                f"{k}={_show(v, k, cents)}" for k, v in item.items() if k != "record_no"
+            )
+            violations.append(
+                Violation(
+                    rule=meta["rule"],
+                    on_failure=meta["on_failure"],
+                    table=table,
+                    field=meta.get("field", ""),
+                    message=meta["message"],
+                    record_no=int(item["record_no"]) if "record_no" in item else None,
+                    value=shown or None,
+                )
+            )
+    return violations
+
+
+@dataclass
+class FileCheck:
+    """Checks one file's chunks as they stream past, then the file as a whole.
+
+    ``lookup`` is None offline (``edihub validate`` on a partner's machine): the rules that
+    need the funds' registry are then reported as not checked instead of failing.
+    """
+
+    contract: DataContract
+    record_table: str
+    child_table: str | None
+    id_column: str
+    cents: frozenset[str]
+    context: dict[str, Any]
+    lookup: Lookup | None
+    care_window_days: int
+    today: dt.date = field(default_factory=dt.date.today)
+    seen_ids: set[Any] = field(default_factory=set)
+    records_found: int = 0
+    sums: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def unchecked_parameters(self) -> frozenset[str]:
+        if self.lookup is not None:
+            return frozenset()
+        return frozenset(
+            name for name, spec in self.contract.spec["parameters"].items() if "lookup" in spec
+        )
+
+    def _derive(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+        for name, spec in self.contract.spec.get("derived", {}).get(table, {}).items():
+            parts = [frame[c].astype("string") for c in spec["join"]]
+            joined = parts[0]
+            for part in parts[1:]:
+                joined = joined + spec.get("sep", "/") + part
+            frame[name] = joined
+        return frame
+
+    def _parameters(self, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for name, spec in self.contract.spec["parameters"].items():
+            if "lookup" in spec:
+                if self.lookup is None:
+                    continue
+                table, column = spec["lookup"]["of"].split(".")
+                values = frames[table][column].dropna().unique().tolist() if table in frames else []
+                params[name] = sorted(
+                    self.lookup(spec["lookup"]["table"], spec["lookup"]["column"], values)
+                )
+            elif "earlier_in_file" in spec:
+                params[name] = sorted(self.seen_ids)
+            elif "today" in spec:
+                params[name] = pd.Timestamp(self.today)
+            elif "days_before_today" in spec:
+                params[name] = pd.Timestamp(self.today - dt.timedelta(days=self.care_window_days))
+            elif "context" in spec:
+                params[name] = [self.context[spec["context"]]]
+            else:
+                raise ValueError(f"{self.contract.folder}: parameter {name} has no known source")
+        return params
+
+    def check_chunk(self, chunk: Chunk) -> list[Violation]:
+        records = _frame(chunk.records)
+        frames = {self.record_table: self._derive(self.record_table, records)}
+        if self.child_table and chunk.children is not None:
+            frames[self.child_table] = self._derive(self.child_table, _frame(chunk.children))
+        params = self._parameters(frames)
+        violations = []
+        for table, frame in frames.items():
+            violations += validate_frame(
+                self.contract, table, frame, params, self.cents, self.unchecked_parameters
+            )
+        # Whole-file figures for the summary, and ids for the cross-chunk uniqueness rule.
+        self.records_found += len(records)
+        for name, spec in self.contract.spec.get("summary", {}).items():
+            if "sum" in spec:
+                self.sums[name] = self.sums.get(name, 0) + int(records[spec["sum"]].sum())
+        self.seen_ids.update(records[self.id_column].dropna().tolist())
+        return violations
+
+    def check_file(self, header: dict[str, Any], trailer: dict[str, Any]) -> list[Violation]:
+        row: dict[str, Any] = {"record_no": 0}
+        for name, spec in self.contract.spec.get("summary", {}).items():
+            if "header" in spec:
+                row[name] = header.get(spec["header"])
+            elif "trailer" in spec:
+                row[name] = trailer.get(spec["trailer"])
+            elif "count" in spec:
+                row[name] = self.records_found
+            elif "sum" in spec:
+                row[name] = self.sums.get(name, 0)
+        frame = pd.DataFrame([row])
+        summary_cents = frozenset(
+            n
+            for n, s in self.contract.spec.get("summary", {}).items()
+            if s.get("trailer") in self.cents or s.get("sum") in self.cents
+        )
+        violations = validate_frame(
+            self.contract,
+            "file",
+            frame,
+            self._parameters({}),
+            summary_cents,
+            self.unchecked_parameters,
+        )
+        return [
+            Violation(v.rule, v.on_failure, v.table, v.field, v.message, None, v.value)
+            for v in violations
+        ]
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    # Dates become datetime64 so that GX compares them with Timestamp parameters.
+    return table.to_pandas(date_as_object=False)

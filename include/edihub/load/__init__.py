@@ -1,0 +1,1 @@
+"""PostgreSQL: versioned migrations, the file registry, COPY loads in one transaction per file."""

@@ -1,0 +1,104 @@
+"""What the DAGs' tasks call: each step of ``edihub.collect`` bound to Airflow's connections.
+
+Connections (Airflow UI, ``airflow connections``, or AIRFLOW_CONN_* variables):
+  edi_postgres  the hub database (conn_type postgres; host may be a unix-socket folder)
+  edi_sftp      the hub's service account on the SFTP server (conn_type sftp, key auth,
+                ``host_key`` extra pinned: the hook refuses an unknown or changed host key)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import paramiko
+
+from edihub import collect
+from edihub.config import Settings
+
+POSTGRES_CONN_ID = "edi_postgres"
+SFTP_CONN_ID = "edi_sftp"
+log = logging.getLogger(__name__)
+
+
+def database_dsn(conn_id: str = POSTGRES_CONN_ID) -> str:
+    from airflow.sdk import BaseHook
+    from psycopg2.extensions import make_dsn
+
+    conn = BaseHook.get_connection(conn_id)
+    params = {
+        "host": conn.host,
+        "port": conn.port,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+    }
+    return make_dsn(**{k: v for k, v in params.items() if v not in (None, "")})
+
+
+@contextmanager
+def sftp_session(conn_id: str = SFTP_CONN_ID) -> Iterator[paramiko.SFTPClient]:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+
+    with SFTPHook(ssh_conn_id=conn_id).get_managed_conn() as sftp:
+        yield sftp
+
+
+def migrate() -> list[str]:
+    from edihub.load.db import migrate as apply
+
+    return apply(database_dsn())
+
+
+def list_files(feed: str) -> list[dict[str, Any]]:
+    with sftp_session() as sftp:
+        items = collect.list_inbound(sftp, feed, Settings.from_env().settle_seconds)
+    return [asdict(item) for item in items]
+
+
+def fetch(item: dict[str, Any]) -> int:
+    with sftp_session() as sftp:
+        return collect.fetch(sftp, database_dsn(), Settings.from_env(), collect.InboundFile(**item))
+
+
+def validate(file_id: int) -> int:
+    return collect.validate(database_dsn(), Settings.from_env(), file_id)
+
+
+def load(file_id: int) -> int:
+    return collect.load(database_dsn(), Settings.from_env(), file_id)
+
+
+def archive(file_id: int) -> int:
+    with sftp_session() as sftp:
+        return collect.archive(sftp, database_dsn(), file_id)
+
+
+def acknowledge(file_id: int) -> dict[str, Any]:
+    dsn = database_dsn()
+    with sftp_session() as sftp:
+        collect.acknowledge(sftp, dsn, file_id)
+    return collect.file_summary(dsn, file_id)
+
+
+def report(feed: str, outcomes: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """The batch's outcome (the asset event's extra); fails if a file did not finish."""
+    done = [o for o in outcomes if o]
+    states: dict[str, int] = {}
+    for o in done:
+        states[o["state"]] = states.get(o["state"], 0) + 1
+    extra = {
+        "feed": feed,
+        "files": len(done),
+        "states": states,
+        "records_loaded": sum(o["records_loaded"] or 0 for o in done),
+        "records_rejected": sum(o["records_rejected"] or 0 for o in done),
+    }
+    log.info("collect %s: %s", feed, extra)
+    unfinished = len(outcomes) - len(done)
+    if unfinished:
+        raise RuntimeError(f"{unfinished} file(s) did not finish; see the failed tasks")
+    return extra

@@ -1,0 +1,1 @@
+"""The embedded stack: PostgreSQL from a wheel, the in-process SFTP server, Airflow standalone."""

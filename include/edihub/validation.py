@@ -1,0 +1,223 @@
+"""Check one file against its format and data contracts: shared by the hub and ``edihub validate``.
+
+A file's verdict is one of the final states of ``edi.inbound_file``; its errors name the record,
+the field, the rule and the offending value, as the acknowledgment shows them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from psycopg2 import sql
+
+from edihub.config import Settings
+from edihub.contracts.engine import REJECT_FILE, DataContract, FileCheck, Violation
+from edihub.formats.contract import FormatContract, feed_formats
+from edihub.formats.errors import FileRefused
+from edihub.formats.xml_engine import XmlFile, sniff
+
+ERROR_SCHEMA = pa.schema(
+    [
+        ("level", pa.string()),
+        ("record_no", pa.int64()),
+        ("record_id", pa.string()),
+        ("field", pa.string()),
+        ("rule", pa.string()),
+        ("value", pa.string()),
+        ("message", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Verdict:
+    state: str
+    records_total: int = 0
+    records_rejected: int = 0
+    reason_code: str | None = None
+    reason: str | None = None
+    batch_number: str | None = None
+    format_version: str | None = None
+    duplicate_of: int | None = None
+
+    @property
+    def records_loaded(self) -> int:
+        if self.state in ("loaded", "loaded_with_errors"):
+            return self.records_total - self.records_rejected
+        return 0
+
+
+def file_error(code: str, message: str, **where: Any) -> dict[str, Any]:
+    return {
+        "level": "file",
+        "rule": code,
+        "message": message,
+        "record_no": None,
+        "record_id": None,
+        "field": None,
+        "value": None,
+    } | where
+
+
+def registry_lookup(conn: Any) -> Any:
+    """A contract lookup on this connection: which of ``values`` exist in ``table.column``."""
+
+    def lookup(table: str, column: str, values: list[Any]) -> set[Any]:
+        if not values:
+            return set()
+        schema, name = table.split(".")
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("SELECT DISTINCT {col} FROM {tbl} WHERE {col} = ANY(%s)").format(
+                    col=sql.Identifier(column), tbl=sql.Identifier(schema, name)
+                ),
+                (values,),
+            )
+            return {r[0] for r in cur.fetchall()}
+
+    return lookup
+
+
+def check_file(
+    path: Path,
+    settings: Settings,
+    feed: str,
+    account: str | None,
+    lookup: Lookup | None,
+    sink: StagingSink | None = None,
+) -> tuple[Verdict, list[dict[str, Any]]]:
+    """Run the format and data contracts over one file. Shared by the hub and ``edihub validate``.
+
+    Returns the verdict and the errors; accepted rows go to ``sink`` when one is given.
+    """
+    errors: list[dict[str, Any]] = []
+    records_total = 0
+    try:
+        fmt = sniff(path, feed_formats(settings.formats_dir, feed))
+        contract = DataContract.load(settings.contracts_dir / feed / f"v{fmt.version}")
+        check = _file_check(fmt, contract, account, lookup, settings)
+        reader = XmlFile(path, fmt)
+        rejected_records = 0
+        for chunk in reader:
+            violations = check.check_chunk(chunk)
+            ids = dict(
+                zip(
+                    chunk.records.column("record_no").to_pylist(),
+                    chunk.records.column(fmt.record.id).to_pylist(),
+                    strict=True,
+                )
+            )
+            bad = {v.record_no for v in violations if v.record_no is not None}
+            rejected_records += len(bad)
+            records_total += chunk.records.num_rows
+            errors += [_violation_error(v, ids.get(v.record_no)) for v in violations]
+            if sink is not None:
+                sink.write(fmt, chunk.records, chunk.children, bad)
+        if account is None:  # a partner checking its own file: it is the sender it names
+            check.context["account"] = reader.header.get("sender")
+        file_violations = check.check_file(reader.header, reader.trailer)
+        errors += [_violation_error(v, None) for v in file_violations]
+        verdict = Verdict(
+            state="loaded",
+            records_total=records_total,
+            records_rejected=rejected_records,
+            batch_number=reader.header.get("batch_number"),
+            format_version=str(fmt.version),
+        )
+        file_level = [v for v in file_violations if v.on_failure == REJECT_FILE]
+        if file_level:
+            verdict.state = "rejected"
+            verdict.records_rejected = records_total
+            verdict.reason_code = file_level[0].rule
+            verdict.reason = file_level[0].message
+        elif rejected_records == records_total:
+            verdict.state = "rejected"
+            verdict.reason_code = "ALL_RECORDS_REJECTED"
+            verdict.reason = "every record of the file was rejected"
+        elif rejected_records:
+            verdict.state = "loaded_with_errors"
+        return verdict, errors
+    except FileRefused as refused:
+        state = "quarantined" if refused.hostile else "rejected"
+        errors.append(
+            file_error(
+                refused.code,
+                refused.message,
+                record_no=refused.record_no,
+                record_id=refused.record_id,
+            )
+        )
+        return Verdict(state, records_total, records_total, refused.code, str(refused)), errors
+
+
+def _file_check(
+    fmt: FormatContract,
+    contract: DataContract,
+    account: str | None,
+    lookup: Lookup | None,
+    settings: Settings,
+) -> FileCheck:
+    record, children = fmt.record, fmt.record.children
+    cents = {f.name for f in record.fields if f.type == "cents"} | set(record.aggregates)
+    cents |= {f.name for f in fmt.trailer.fields if f.type == "cents"}
+    if children:
+        cents |= {f.name for f in children.fields if f.type == "cents"}
+    return FileCheck(
+        contract=contract,
+        record_table=record.table,
+        child_table=children.table if children else None,
+        id_column=record.id,
+        cents=frozenset(c for c in cents if c != "act_count"),
+        context={"account": account},
+        lookup=lookup,
+        care_window_days=settings.care_window_days,
+    )
+
+
+def _violation_error(v: Violation, record_id: Any) -> dict[str, Any]:
+    return {
+        "level": "file" if v.record_no is None else "record",
+        "record_no": v.record_no,
+        "record_id": None if record_id is None else str(record_id),
+        "field": v.field or None,
+        "rule": v.rule,
+        "value": v.value,
+        "message": v.message,
+    }
+
+
+class StagingSink:
+    """Accepted rows of one file, written to Parquet chunk by chunk (bounded memory)."""
+
+    def __init__(self, folder: Path) -> None:
+        if folder.exists():
+            shutil.rmtree(folder)  # a rerun of validate starts clean
+        folder.mkdir(parents=True)
+        self.folder = folder
+        self._writers: dict[str, pq.ParquetWriter] = {}
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", table.schema)
+        self._writers[name].write_table(table)
+
+    def write(
+        self, fmt: FormatContract, records: pa.Table, children: pa.Table | None, bad: set[int]
+    ) -> None:
+        keep = pc.invert(pc.is_in(records.column("record_no"), pa.array(sorted(bad), pa.int64())))
+        self._write("records", records.filter(keep))
+        if children is not None:
+            keep_children = pc.invert(
+                pc.is_in(children.column("record_no"), pa.array(sorted(bad), pa.int64()))
+            )
+            self._write("children", children.filter(keep_children))
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
