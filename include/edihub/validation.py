@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from edihub.config import Settings
-from edihub.contracts.engine import REJECT_FILE, DataContract, FileCheck, Violation
+from edihub.contracts.engine import REJECT_FILE, DataContract, FileCheck, Lookup, Violation
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.formats.errors import FileRefused
 from edihub.formats.xml_engine import XmlFile, sniff
@@ -65,7 +65,7 @@ def file_error(code: str, message: str, **where: Any) -> dict[str, Any]:
     } | where
 
 
-def registry_lookup(conn: Any) -> Any:
+def registry_lookup(conn: Any) -> Lookup:
     """A contract lookup on this connection: which of ``values`` exist in ``table.column``."""
 
     def lookup(table: str, column: str, values: list[Any]) -> set[Any]:

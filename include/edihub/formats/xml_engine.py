@@ -8,6 +8,7 @@ handed out ``chunk_size`` at a time.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -33,6 +34,8 @@ ARROW_TYPES = {
     "timestamp": pa.timestamp("s", tz="UTC"),
     "cents": pa.int64(),
 }
+# Schema errors are located by a second, whole-tree validation up to this size.
+LOCATE_LIMIT = 32 * 1024 * 1024
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _PARSER_OPTIONS: dict[str, Any] = {
     "resolve_entities": False,
@@ -136,6 +139,8 @@ class XmlFile:
             self._q(contract.header.element),
             self._q(contract.trailer.element),
         )
+        root_tag = self._q(contract.root)
+        finished = False
         child_path = self._q(record.children.element) if record.children else None
         current_id: str | None = None
 
@@ -173,7 +178,7 @@ class XmlFile:
             context = etree.iterparse(
                 str(self.path),
                 events=("end",),
-                tag=(rec_tag, header_tag, trailer_tag),
+                tag=(rec_tag, header_tag, trailer_tag, root_tag),
                 schema=_schema(contract.schema_path),
                 **_PARSER_OPTIONS,
             )
@@ -213,26 +218,108 @@ class XmlFile:
                 if pending >= self.chunk_size:
                     pending = 0
                     yield flush()
-        except etree.XMLSyntaxError as exc:
-            raise _refusal(exc, self.records_read, current_id) from exc
+                if el.tag == root_tag:
+                    finished = True
+        except (etree.XMLSyntaxError, OSError) as exc:
+            refused = _refusal(exc)
+            if refused.code == "SCHEMA_VIOLATION":
+                refused = locate_schema_error(self.path, contract, refused)
+            elif refused.code == "NOT_WELL_FORMED":
+                refused = _utf8_error(self.path) or refused
+            raise refused from exc
+        if not finished:
+            # lxml's iterparse with a schema can stop at a syntax error without raising:
+            # an unfinished document is diagnosed by a plain streaming parse.
+            raise _diagnose(self.path)
         yield flush()
 
 
-def _refusal(exc: etree.XMLSyntaxError, records_read: int, last_id: str | None) -> FileRefused:
-    message = re.sub(r"\s*\(<string>, line \d+\)$", "", str(exc.msg or exc))
-    message = re.sub(r"\s*\(.*?, line \d+\)$", "", message)
-    if exc.domain == etree.ErrorDomains.SCHEMASV:
-        return FileRefused(
-            "SCHEMA_VIOLATION",
-            message,
-            record_no=records_read + 1,
-            record_id=None,
-        )
+def _refusal(exc: etree.XMLSyntaxError | OSError) -> FileRefused:
+    """Turn libxml2's error into a refusal that says what to fix."""
+    if not isinstance(exc, etree.XMLSyntaxError):
+        # lxml reports undecodable bytes as an OSError "Error reading file ..."
+        if "Error reading file" not in str(exc):
+            raise exc
+        return FileRefused("ENCODING", f"{str(exc).split(': ', 1)[-1]}; files must be UTF-8")
+    # The exception's error log can also hold earlier, unrelated errors of this thread:
+    # take the entry that raised.
+    own = [e for e in (exc.error_log or []) if e.message.strip() and e.message.strip() in str(exc)]
+    error = own[-1] if own else None
+    message = (error.message if error else str(exc)).strip()
+    line = (error.line if error else exc.lineno) or None
+    if error is not None and error.domain_name == "SCHEMASV":
+        return FileRefused("SCHEMA_VIOLATION", message)
     if "encoding" in message.lower() or "utf-8" in message.lower():
-        return FileRefused("ENCODING", f"{message}; files must be UTF-8", line=exc.lineno)
-    if "entit" in message.lower():
-        return FileRefused("ENTITY_FORBIDDEN", message, line=exc.lineno, hostile=True)
-    return FileRefused("NOT_WELL_FORMED", message, record_no=records_read + 1, line=exc.lineno)
+        return FileRefused("ENCODING", f"{message}; files must be UTF-8", line=line)
+    return FileRefused("NOT_WELL_FORMED", message, line=line)
+
+
+def _utf8_error(path: Path) -> FileRefused | None:
+    """Where the file stops being UTF-8, if it does (libxml2 only says "no element found")."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                line = lines + block[: exc.start].count(b"\n")
+                return FileRefused(
+                    "ENCODING",
+                    f"byte 0x{block[exc.start]:02x} at offset {bad} is not UTF-8; "
+                    "files must be UTF-8",
+                    line=line,
+                )
+            offset += len(block)
+            lines += block.count(b"\n")
+    return None
+
+
+def _diagnose(path: Path) -> FileRefused:
+    if (encoding := _utf8_error(path)) is not None:
+        return encoding
+    try:
+        for _event, _el in etree.iterparse(str(path), events=("end",), **_PARSER_OPTIONS):
+            _el.clear(keep_tail=False)
+    except (etree.XMLSyntaxError, OSError) as exc:
+        return _refusal(exc)
+    return FileRefused("NOT_WELL_FORMED", "the document ends before its root element closes")
+
+
+def locate_schema_error(path: Path, contract: FormatContract, refused: FileRefused) -> FileRefused:
+    """Find the line and record of a schema violation (streaming validation reports neither).
+
+    Re-reads the file as a whole tree, so only below ``LOCATE_LIMIT`` bytes; above it the
+    refusal keeps its message without a position. If the whole-tree parse finds the file is
+    not even well-formed, that is the better explanation and is returned instead.
+    """
+    if path.stat().st_size > LOCATE_LIMIT:
+        return refused
+    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    schema = _schema(contract.schema_path)
+    try:
+        tree = etree.parse(str(path), parser)
+    except (etree.XMLSyntaxError, OSError) as exc:
+        return _refusal(exc)
+    if schema.validate(tree) or not schema.error_log:
+        return refused
+    line = schema.error_log[0].line
+    record_tag = f"{{{contract.namespace}}}{contract.record.element}"
+    id_field = next(f for f in contract.record.fields if f.name == contract.record.id)
+    id_path = "/".join(f"{{{contract.namespace}}}{p}" for p in id_field.path.split("/"))
+    for event, el in etree.iterparse(str(path), events=("start", "end"), **_PARSER_OPTIONS):
+        if el.tag != record_tag:
+            continue
+        if event == "start":
+            if el.sourceline > line:
+                break
+            refused.record_no = (refused.record_no or 0) + 1
+        else:
+            refused.record_id = el.findtext(id_path)
+            el.clear(keep_tail=False)
+    refused.line = line
+    return refused
 
 
 def sniff(path: Path, contracts: list[FormatContract]) -> FormatContract:
@@ -272,6 +359,6 @@ def sniff(path: Path, contracts: list[FormatContract]) -> FormatContract:
                 "UNKNOWN_FORMAT",
                 f"root element {{{ns}}}{local} is not a known format; expected one of: {known}",
             )
-    except etree.XMLSyntaxError as exc:
-        raise _refusal(exc, 0, None) from exc
+    except (etree.XMLSyntaxError, OSError) as exc:
+        raise _diagnose(path) from exc
     raise FileRefused("NOT_WELL_FORMED", "no root element")
