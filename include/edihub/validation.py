@@ -91,6 +91,7 @@ def check_file(
     account: str | None,
     lookup: Lookup | None,
     sink: StagingSink | None = None,
+    chunk_size: int = 50_000,
 ) -> tuple[Verdict, list[dict[str, Any]]]:
     """Run the format and data contracts over one file. Shared by the hub and ``edihub validate``.
 
@@ -102,7 +103,7 @@ def check_file(
         fmt = sniff(path, feed_formats(settings.formats_dir, feed))
         contract = DataContract.load(settings.contracts_dir / feed / f"v{fmt.version}")
         check = _file_check(fmt, contract, account, lookup, settings)
-        reader = XmlFile(path, fmt)
+        reader = XmlFile(path, fmt, chunk_size=chunk_size)
         rejected_records = 0
         for chunk in reader:
             violations = check.check_chunk(chunk)

@@ -197,11 +197,19 @@ class FileCheck:
 
     def _derive(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         for name, spec in self.contract.spec.get("derived", {}).get(table, {}).items():
-            parts = [frame[c].astype("string") for c in spec["join"]]
-            joined = parts[0]
-            for part in parts[1:]:
-                joined = joined + spec.get("sep", "/") + part
-            frame[name] = joined
+            if "join" in spec:
+                parts = [frame[c].astype("string") for c in spec["join"]]
+                joined = parts[0]
+                for part in parts[1:]:
+                    joined = joined + spec.get("sep", "/") + part
+                frame[name] = joined
+            elif "repeat_of" in spec:
+                # First occurrence wins, whichever chunk it was in.
+                ids = frame[spec["repeat_of"]]
+                repeated = ids.duplicated(keep="first") | ids.isin(self.seen_ids)
+                frame[name] = ids.where(repeated, None)
+            else:
+                raise ValueError(f"{self.contract.folder}: derived column {name} has no rule")
         return frame
 
     def _parameters(self, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -215,8 +223,6 @@ class FileCheck:
                 params[name] = sorted(
                     self.lookup(spec["lookup"]["table"], spec["lookup"]["column"], values)
                 )
-            elif "earlier_in_file" in spec:
-                params[name] = sorted(self.seen_ids)
             elif "today" in spec:
                 params[name] = pd.Timestamp(self.today)
             elif "days_before_today" in spec:
