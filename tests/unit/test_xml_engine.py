@@ -160,3 +160,18 @@ def test_memory_stays_bounded_by_chunk(tmp_path: Path) -> None:
     reader = XmlFile(path, contract, chunk_size=500)
     sizes = [c.records.num_rows for c in reader]
     assert max(sizes) == 500 and sum(sizes) == 2000
+
+
+def test_compressed_input_is_refused_not_inflated(tmp_path: Path) -> None:
+    """libxml2 inflates gzip by itself when given a path: a gzip bomb must never reach it."""
+    import gzip
+
+    path = tmp_path / "bomb.xml"
+    path.write_bytes(gzip.compress(b"<a>" + b"x" * 10_000_000 + b"</a>"))
+    assert refusal(path).code == "NOT_TEXT"
+
+
+def test_nul_bytes_are_refused(tmp_path: Path) -> None:
+    path = fse_file(tmp_path / "ok.xml")
+    path.write_bytes(path.read_bytes().replace(b"edihub demo", b"edihub\x00demo"))
+    assert refusal(path).code == "NOT_TEXT"

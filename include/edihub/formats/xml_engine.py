@@ -36,6 +36,8 @@ ARROW_TYPES = {
 }
 # Schema errors are located by a second, whole-tree validation up to this size.
 LOCATE_LIMIT = 32 * 1024 * 1024
+# gzip, zip, bzip2, xz, zstd: libxml2 would inflate some of these itself, bombs included.
+BINARY_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _PARSER_OPTIONS: dict[str, Any] = {
     "resolve_entities": False,
@@ -174,9 +176,10 @@ class XmlFile:
             for k, v in row.items():
                 cols.setdefault(k, []).append(v)
 
+        source = self.path.open("rb")
         try:
             context = etree.iterparse(
-                str(self.path),
+                source,
                 events=("end",),
                 tag=(rec_tag, header_tag, trailer_tag, root_tag),
                 schema=_schema(contract.schema_path),
@@ -227,6 +230,8 @@ class XmlFile:
             elif refused.code == "NOT_WELL_FORMED":
                 refused = _utf8_error(self.path) or refused
             raise refused from exc
+        finally:
+            source.close()
         if not finished:
             # lxml's iterparse with a schema can stop at a syntax error without raising:
             # an unfinished document is diagnosed by a plain streaming parse.
@@ -280,8 +285,9 @@ def _diagnose(path: Path) -> FileRefused:
     if (encoding := _utf8_error(path)) is not None:
         return encoding
     try:
-        for _event, _el in etree.iterparse(str(path), events=("end",), **_PARSER_OPTIONS):
-            _el.clear(keep_tail=False)
+        with path.open("rb") as fh:
+            for _event, el in etree.iterparse(fh, events=("end",), **_PARSER_OPTIONS):
+                el.clear(keep_tail=False)
     except (etree.XMLSyntaxError, OSError) as exc:
         return _refusal(exc)
     return FileRefused("NOT_WELL_FORMED", "the document ends before its root element closes")
@@ -299,7 +305,8 @@ def locate_schema_error(path: Path, contract: FormatContract, refused: FileRefus
     parser = etree.XMLParser(**_PARSER_OPTIONS)
     schema = _schema(contract.schema_path)
     try:
-        tree = etree.parse(str(path), parser)
+        with path.open("rb") as fh:
+            tree = etree.parse(fh, parser)
     except (etree.XMLSyntaxError, OSError) as exc:
         return _refusal(exc)
     if schema.validate(tree) or not schema.error_log:
@@ -308,16 +315,10 @@ def locate_schema_error(path: Path, contract: FormatContract, refused: FileRefus
     record_tag = f"{{{contract.namespace}}}{contract.record.element}"
     id_field = next(f for f in contract.record.fields if f.name == contract.record.id)
     id_path = "/".join(f"{{{contract.namespace}}}{p}" for p in id_field.path.split("/"))
-    for event, el in etree.iterparse(str(path), events=("start", "end"), **_PARSER_OPTIONS):
-        if el.tag != record_tag:
-            continue
-        if event == "start":
-            if el.sourceline > line:
-                break
-            refused.record_no = (refused.record_no or 0) + 1
-        else:
-            refused.record_id = el.findtext(id_path)
-            el.clear(keep_tail=False)
+    for number, record in enumerate(tree.getroot().iter(record_tag), start=1):
+        if record.sourceline > line:
+            break
+        refused.record_no, refused.record_id = number, record.findtext(id_path)
     refused.line = line
     return refused
 
@@ -333,6 +334,10 @@ def sniff(path: Path, contracts: list[FormatContract]) -> FormatContract:
         raise FileRefused("EMPTY_FILE", "the file is empty")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:2] in (b"<\x00", b"\x00<"):
         raise FileRefused("ENCODING", "the file is UTF-16; files must be UTF-8")
+    if head.startswith(BINARY_MAGIC) or b"\x00" in head:
+        raise FileRefused(
+            "NOT_TEXT", "the file is binary or compressed; send the XML file itself, uncompressed"
+        )
     head = head.removeprefix(b"\xef\xbb\xbf")
     declared = _XML_DECL.match(head)
     if declared and declared.group(1).decode().lower().replace("_", "-") not in ("utf-8", "utf8"):

@@ -1,0 +1,265 @@
+"""The inbound flow end to end on real servers: PostgreSQL, and SFTP both embedded and OpenSSH.
+
+Each test drops files as a partner would (its own key, its own chroot), runs the hub's
+collection, and checks the three places a file's fate shows: the database, the SFTP server
+(inbox emptied only after commit, archive filled) and the acknowledgment the partner reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gzip
+import io
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from edihub import collect
+from edihub.config import Settings
+from edihub.load.registry import load_registry
+from edihub.sftp.client import put_atomic
+from lxml import etree
+
+from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
+from tests.unit.test_xml_engine import BILLION_LAUGHS, EXTERNAL_ENTITY
+
+ACK_SCHEMA = etree.XMLSchema(etree.parse(str(Settings.from_env().formats_dir / "acks/v1/ack.xsd")))
+ACK_NS = {"a": "urn:mc:caisses-sociales:edi:ack:v1"}
+
+
+@dataclasses.dataclass
+class Hub:
+    server: Any
+    partner: Any
+    dsn: str
+    settings: Settings
+
+    def send(self, path: Path, name: str | None = None) -> None:
+        with self.server.connect(self.partner) as sftp:
+            put_atomic(sftp, path, f"/inbound/fse/{name or path.name}")
+
+    def collect(self) -> list[int]:
+        with self.server.connect(self.server.hub) as sftp:
+            return list(collect.collect(sftp, self.dsn, self.settings, "fse"))
+
+    def query(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+        conn = psycopg2.connect(self.dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, args)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
+    def files(self) -> list[tuple[Any, ...]]:
+        return self.query(
+            "SELECT remote_name, state, reason_code, records_loaded, archived_at IS NOT NULL,"
+            " acked_at IS NOT NULL FROM edi.inbound_file ORDER BY id"
+        )
+
+    def inbox(self) -> list[str]:
+        with self.server.connect(self.partner) as sftp:
+            return sorted(sftp.listdir("/inbound/fse"))
+
+    def ack(self, name: str) -> etree._Element:
+        """The acknowledgment as the partner reads it, through its own account."""
+        with self.server.connect(self.partner) as sftp:
+            names = [n for n in sftp.listdir("/outbound/acks") if n.startswith(name)]
+            assert len(names) == 1, names
+            with sftp.open(f"/outbound/acks/{names[0]}") as fh:
+                doc = etree.fromstring(fh.read())
+        ACK_SCHEMA.assertValid(doc)
+        return doc
+
+
+@pytest.fixture
+def hub(sftp_server: Any, dsn: str, tmp_path: Path) -> Hub:
+    partner = sftp_server.add_partner(PRACTITIONER)
+    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    settings = dataclasses.replace(
+        Settings.from_env(), state_dir=tmp_path / "state", settle_seconds=0
+    )
+    return Hub(sftp_server, partner, dsn, settings)
+
+
+def status(ack: etree._Element) -> tuple[str, str]:
+    result = ack.find("a:result", ACK_NS)
+    return result.get("status"), result.get("code")
+
+
+def test_clean_file_is_loaded_archived_and_acknowledged(hub: Hub, tmp_path: Path) -> None:
+    hub.send(fse_file(tmp_path / "FSE_1.xml"))
+    assert len(hub.collect()) == 1
+    assert hub.files() == [("FSE_1.xml", "loaded", None, 5, True, True)]
+    assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(5,)]
+    assert hub.query("SELECT count(*), sum(amount) FROM edi.fse_act") == [(10, 27500)]
+    assert hub.inbox() == []
+    archived = list((hub.server.root / "archive" / PRACTITIONER / "fse").rglob("*"))
+    assert [p for p in archived if p.is_file()]
+    ack = hub.ack("FSE_1.xml")
+    assert status(ack) == ("accepted", "A")
+    assert ack.find("a:result", ACK_NS).get("recordsAccepted") == "5"
+
+
+def _contract_violation(tmp_path: Path) -> Path:
+    sheets = [sheet(1), sheet(2, registration_number="9999"), sheet(3)]
+    return fse_file(tmp_path / "f.xml", sheets)
+
+
+def _spoiled(tmp_path: Path, old: str, new: str, encoding: str = "utf-8") -> Path:
+    path = fse_file(tmp_path / "f.xml")
+    path.write_bytes(path.read_text().replace(old, new, 1).encode(encoding))
+    return path
+
+
+def _raw(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "f.xml"
+    path.write_bytes(data)
+    return path
+
+
+BAD_INPUTS = {
+    "malformed": (lambda t: _spoiled(t, "</total>", "</totl>"), "rejected", "NOT_WELL_FORMED"),
+    "xml-bomb": (lambda t: _raw(t, BILLION_LAUGHS), "quarantined", "DTD_FORBIDDEN"),
+    "external-entity": (lambda t: _raw(t, EXTERNAL_ENTITY), "quarantined", "DTD_FORBIDDEN"),
+    "wrong-encoding": (
+        lambda t: _spoiled(t, "edihub demo", "logiciel médical", "latin-1"),
+        "rejected",
+        "ENCODING",
+    ),
+    "schema-violation": (
+        lambda t: _spoiled(t, "<fseCode>AB12CD34</fseCode>", "<fseCode>x</fseCode>"),
+        "rejected",
+        "SCHEMA_VIOLATION",
+    ),
+    "contract-violation": (_contract_violation, "loaded_with_errors", None),
+    "empty": (lambda t: _raw(t, b""), "rejected", "EMPTY_FILE"),
+    "gzip-not-xml": (
+        lambda t: _raw(t, gzip.compress(b"<fseFile/>" * 1000)),
+        "rejected",
+        "ENCODING",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_ends_in_a_known_state_with_its_ack(hub: Hub, tmp_path: Path, case: str) -> None:
+    make, state, reason = BAD_INPUTS[case]
+    hub.send(make(tmp_path), "FSE_bad.xml")
+    hub.send(fse_file(tmp_path / "FSE_next.xml", [sheet(i) for i in range(10, 13)]))
+    hub.collect()
+    outcomes = {name: (st, code) for name, st, code, *_ in hub.files()}
+    assert outcomes["FSE_bad.xml"] == (state, reason)
+    # The hub went on with the next file.
+    assert outcomes["FSE_next.xml"] == ("loaded", None)
+    loaded_from_bad = 2 if case == "contract-violation" else 0
+    assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(3 + loaded_from_bad,)]
+    assert hub.inbox() == []
+    ack = hub.ack("FSE_bad.xml")
+    assert status(ack)[0] == {"loaded_with_errors": "accepted_with_errors"}.get(state, state)
+    error = ack.find("a:errors/a:error", ACK_NS)
+    assert error is not None and error.text
+    if reason:
+        assert error.get("rule") == reason
+    else:  # the record, field, rule and value the sender must fix
+        assert (error.get("record"), error.get("recordId"), error.get("rule")) == (
+            "2",
+            "S-000002",
+            "FSE-R07",
+        )
+        assert error.get("field") == "registration_number"
+
+
+def test_the_same_file_twice_is_loaded_once(hub: Hub, tmp_path: Path) -> None:
+    path = fse_file(tmp_path / "FSE_1.xml")
+    hub.send(path)
+    hub.collect()
+    hub.send(path, "FSE_1_again.xml")
+    hub.collect()
+    assert [(n, s, r) for n, s, r, *_ in hub.files()] == [
+        ("FSE_1.xml", "loaded", None),
+        ("FSE_1_again.xml", "duplicate", "DUPLICATE_FILE"),
+    ]
+    assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(5,)]
+    assert status(hub.ack("FSE_1_again.xml")) == ("duplicate", "R")
+
+
+def test_the_same_batch_number_twice_is_loaded_once(hub: Hub, tmp_path: Path) -> None:
+    hub.send(fse_file(tmp_path / "a.xml", [sheet(1)], batch="000007"))
+    hub.collect()
+    hub.send(fse_file(tmp_path / "b.xml", [sheet(2)], batch="000007"))
+    hub.collect()
+    assert [(n, s, r) for n, s, r, *_ in hub.files()] == [
+        ("a.xml", "loaded", None),
+        ("b.xml", "duplicate", "DUPLICATE_BATCH"),
+    ]
+    assert hub.query("SELECT sheet_id FROM edi.fse_care_sheet") == [("S-000001",)]
+
+
+def test_a_rejected_batch_may_be_resent_corrected(hub: Hub, tmp_path: Path) -> None:
+    hub.send(fse_file(tmp_path / "a.xml", [sheet(1, practitioner_id="P99999")], batch="9"))
+    hub.collect()
+    hub.send(fse_file(tmp_path / "b.xml", [sheet(1)], batch="9"))
+    hub.collect()
+    assert [s for _, s, *_ in hub.files()] == ["rejected", "loaded"]
+
+
+def test_half_uploaded_files_are_left_alone(hub: Hub, tmp_path: Path) -> None:
+    settings = dataclasses.replace(hub.settings, settle_seconds=3600)
+    inbox = hub.server.root / "partners" / PRACTITIONER / "inbound" / "fse"
+    hub.send(fse_file(tmp_path / "fresh.xml"))  # complete, but written just now
+    # An upload still under its temporary name:
+    with hub.server.connect(hub.partner) as sftp:
+        sftp.putfo(io.BytesIO(b"<?xml version='1.0'?><fseFile"), "/inbound/fse/big.xml.part")
+    with hub.server.connect(hub.server.hub) as sftp:
+        assert list(collect.collect(sftp, hub.dsn, settings, "fse")) == []
+    assert hub.files() == []
+    assert sorted(p.name for p in inbox.iterdir()) == ["big.xml.part", "fresh.xml"]
+
+
+def test_crash_after_commit_then_rerun_is_exactly_once(hub: Hub, tmp_path: Path) -> None:
+    hub.send(fse_file(tmp_path / "FSE_1.xml"))
+    with hub.server.connect(hub.server.hub) as sftp:
+        [item] = collect.list_inbound(sftp, "fse", 0)
+        file_id = collect.fetch(sftp, hub.dsn, hub.settings, item)
+        collect.validate(hub.dsn, hub.settings, file_id)
+        collect.load(hub.dsn, hub.settings, file_id)
+    # The worker dies here: loaded and committed, neither archived nor acknowledged.
+    assert hub.inbox() == ["FSE_1.xml"]
+    assert hub.collect() == [file_id]
+    assert hub.files() == [("FSE_1.xml", "loaded", None, 5, True, True)]
+    assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(5,)]
+    assert status(hub.ack("FSE_1.xml")) == ("accepted", "A")
+
+
+def test_rerunning_every_step_changes_nothing(hub: Hub, tmp_path: Path) -> None:
+    hub.send(fse_file(tmp_path / "FSE_1.xml"))
+    [file_id] = hub.collect()
+    with hub.server.connect(hub.server.hub) as sftp:
+        collect.validate(hub.dsn, hub.settings, file_id)
+        collect.load(hub.dsn, hub.settings, file_id)
+        collect.archive(sftp, hub.dsn, file_id)
+        collect.acknowledge(sftp, hub.dsn, file_id)
+    assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(5,)]
+    assert len(hub.files()) == 1
+
+
+def test_file_over_the_size_limit_is_quarantined_unread(hub: Hub, tmp_path: Path) -> None:
+    hub.settings = dataclasses.replace(hub.settings, max_file_bytes=1000)
+    hub.send(fse_file(tmp_path / "big.xml", [sheet(i) for i in range(1, 20)]))
+    hub.collect()
+    assert [(n, s, r) for n, s, r, *_ in hub.files()] == [("big.xml", "quarantined", "TOO_LARGE")]
+    assert hub.query("SELECT sha256 FROM edi.inbound_file") == [(None,)]
+    assert status(hub.ack("big.xml")) == ("quarantined", "R")
+
+
+def test_the_ack_names_the_received_file_and_its_batch(hub: Hub, tmp_path: Path) -> None:
+    hub.send(fse_file(tmp_path / "FSE_1.xml", batch="000042"))
+    hub.collect()
+    file_el = hub.ack("FSE_1.xml").find("a:file", ACK_NS)
+    assert file_el.get("batchNumber") == "000042"
+    assert file_el.get("sender") == PRACTITIONER
+    assert len(file_el.get("sha256")) == 64
+    assert dt.datetime.fromisoformat(file_el.get("receivedAt"))
