@@ -24,7 +24,7 @@ from typing import Any
 from airflow.sdk import Asset, Metadata, dag, task, task_group
 
 FEED = "fse"
-FSE_LOADED = Asset(name="edi_fse_loaded", uri="postgres://edi/edi/fse_care_sheet")
+FSE_LOADED = Asset(name="edi_fse_loaded", uri="postgres://hub-db:5432/edihub/edi/fse_care_sheet")
 
 
 @dag(

@@ -1,0 +1,76 @@
+"""The collect_fse DAG itself, run by Airflow (``dag.test()``) on the real servers."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+
+from edihub.load.registry import load_registry
+from edihub.sftp.client import put_atomic
+from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
+
+pytestmark = pytest.mark.airflow
+
+
+def airflow_connections(dsn: str, server: Any) -> dict[str, str]:
+    url = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qs(url.query)
+    postgres = {
+        "conn_type": "postgres",
+        "host": query.get("host", [url.hostname])[0],
+        "port": url.port,
+        "login": url.username,
+        "password": url.password,
+        "schema": url.path.lstrip("/"),
+    }
+    hub = server.hub
+    sftp = {
+        "conn_type": "sftp",
+        "host": hub.host,
+        "port": hub.port,
+        "login": hub.username,
+        "extra": {"key_file": str(hub.private_key_path), "host_key": hub.host_key},
+    }
+    return {
+        "AIRFLOW_CONN_EDI_POSTGRES": json.dumps({k: v for k, v in postgres.items() if v}),
+        "AIRFLOW_CONN_EDI_SFTP": json.dumps(sftp),
+    }
+
+
+def test_collect_fse_dag_run(
+    dagbag: Any, dsn: str, embedded_sftp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in airflow_connections(dsn, embedded_sftp).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("EDIHUB_SETTLE_SECONDS", "0")
+    monkeypatch.setenv("EDIHUB_STATE_DIR", str(tmp_path / "state"))
+    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    partner = embedded_sftp.add_partner(PRACTITIONER)
+    with embedded_sftp.connect(partner) as sftp:
+        put_atomic(sftp, fse_file(tmp_path / "good.xml"), "/inbound/fse/good.xml")
+        bad = fse_file(tmp_path / "bad.xml", [sheet(1, practitioner_id="P99999")], batch="2")
+        put_atomic(sftp, bad, "/inbound/fse/bad.xml")
+
+    run = dagbag.dags["collect_fse"].test()
+
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert set(states.values()) == {"success"}, states
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT remote_name, state, acked_at IS NOT NULL FROM edi.inbound_file"
+                " ORDER BY remote_name"
+            )
+            assert cur.fetchall() == [("bad.xml", "rejected", True), ("good.xml", "loaded", True)]
+    finally:
+        conn.close()
+    with embedded_sftp.connect(partner) as sftp:
+        assert sorted(sftp.listdir("/outbound/acks")) == ["bad.xml.2.ack.xml", "good.xml.1.ack.xml"]
+        assert sftp.listdir("/inbound/fse") == []
