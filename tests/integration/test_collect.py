@@ -16,12 +16,12 @@ from typing import Any
 
 import psycopg2
 import pytest
+from lxml import etree
+
 from edihub import collect
 from edihub.config import Settings
 from edihub.load.registry import load_registry
 from edihub.sftp.client import put_atomic
-from lxml import etree
-
 from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
 from tests.unit.test_xml_engine import BILLION_LAUGHS, EXTERNAL_ENTITY
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from edihub.config import Settings
 from edihub.fse_writer import Act
 from edihub.validation import check_file
-
 from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, sheet
 
 SETTINGS = Settings.from_env()

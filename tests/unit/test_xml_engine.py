@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from edihub.config import Settings
 from edihub.formats.contract import feed_formats
 from edihub.formats.errors import FileRefused
 from edihub.formats.xml_engine import XmlFile, sniff
-
 from tests.fixtures.fse import fse_file, sheet
 
 FORMATS = Settings.from_env().formats_dir
