@@ -114,6 +114,15 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
 
 
 def _quarantine_row(cur: Any, item: InboundFile, code: str, reason: str) -> int:
+    """Register a file refused unread; a rerun after a crash finds the row it already made."""
+    cur.execute(
+        "SELECT id FROM edi.inbound_file WHERE remote_path = %s AND sha256 IS NULL"
+        " AND size_bytes = %s AND state = 'quarantined' AND archived_at IS NULL",
+        (item.path, item.size),
+    )
+    existing = cur.fetchone()
+    if existing:
+        return int(existing[0])
     file_id = _insert_file(
         cur, item, state="quarantined", reason_code=code, reason=reason, decided_at=_now()
     )
