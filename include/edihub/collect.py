@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import logging
 import posixpath
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -51,6 +52,7 @@ from edihub.validation import (
 
 log = logging.getLogger(__name__)
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 FINAL_STATES = ("loaded", "loaded_with_errors", "rejected", "quarantined", "duplicate")
 
 
@@ -81,9 +83,9 @@ def list_inbound(sftp: paramiko.SFTPClient, feed: str, settle_seconds: int) -> l
         folder = layout.inbound_dir(partner, feed)
         listing = sftp_client.list_ready(sftp, folder, settle_seconds)
         for name, reason in listing.ignored:
-            log.info("skip %s/%s: %s", folder, name, reason)
+            log.info("skip %s/%s: %s", folder, _shown(name), reason)
         for f in listing.waiting:
-            log.info("wait %s: still being written or too recent", f.path)
+            log.info("wait %s: still being written or too recent", _shown(f.path))
         ready += [
             InboundFile(partner, feed, f.name, f.path, f.size, f.mtime) for f in listing.ready
         ]
@@ -98,8 +100,9 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
     row = {
         "feed": item.feed,
         "sender": item.partner,
-        "remote_name": item.name,
-        "remote_path": item.path,
+        "remote_name": _shown(item.name),
+        "remote_path": _shown(item.path),
+        "remote_path_raw": _raw(item.path),
         "size_bytes": item.size,
         "remote_mtime": dt.datetime.fromtimestamp(item.mtime, dt.UTC),
     } | values
@@ -116,9 +119,9 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
 def _quarantine_row(cur: Any, item: InboundFile, code: str, reason: str) -> int:
     """Register a file refused unread; a rerun after a crash finds the row it already made."""
     cur.execute(
-        "SELECT id FROM edi.inbound_file WHERE remote_path = %s AND sha256 IS NULL"
+        "SELECT id FROM edi.inbound_file WHERE remote_path_raw = %s AND sha256 IS NULL"
         " AND size_bytes = %s AND state = 'quarantined' AND archived_at IS NULL",
-        (item.path, item.size),
+        (_raw(item.path), item.size),
     )
     existing = cur.fetchone()
     if existing:
@@ -157,9 +160,9 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
             return file_id
         # A rerun after a crash finds the file it already registered.
         cur.execute(
-            "SELECT id FROM edi.inbound_file WHERE remote_path = %s AND sha256 = %s"
+            "SELECT id FROM edi.inbound_file WHERE remote_path_raw = %s AND sha256 = %s"
             " AND archived_at IS NULL",
-            (item.path, fetched.sha256),
+            (_raw(item.path), fetched.sha256),
         )
         existing = cur.fetchone()
         if existing:
@@ -187,7 +190,9 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
         else:
             file_id = _insert_file(cur, item, **common)
         conn.commit()
-        log.info("fetched %s as %s-%d sha256=%s", item.path, item.feed, file_id, fetched.sha256)
+        log.info(
+            "fetched %s as %s-%d sha256=%s", _shown(item.path), item.feed, file_id, fetched.sha256
+        )
         return file_id
 
 
@@ -407,7 +412,8 @@ def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
             layout.archive_dir(row["sender"], row["feed"], day),
             f"{file_id}.{row['state']}.{(row['sha256'] or 'unread')[:16]}",
         )
-        sftp_client.move(sftp, row["remote_path"], target)
+        source = bytes(row["remote_path_raw"]).decode("utf-8", "surrogateescape")
+        sftp_client.move(sftp, source, target)
         cur.execute(
             "UPDATE edi.inbound_file SET archive_path = %s, archived_at = now() WHERE id = %s",
             (target, file_id),
@@ -449,6 +455,18 @@ def acknowledge(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
 
 
 # ---------------------------------------------------------------- shared
+
+
+def _raw(remote: str) -> psycopg2.Binary:
+    """Names that are not UTF-8 arrive with surrogate escapes: keep their exact bytes."""
+    return psycopg2.Binary(remote.encode("utf-8", "surrogateescape"))
+
+
+def _shown(remote: str) -> str:
+    """A remote name fit for logs, the database and acks: undecodable bytes and control
+    characters (newlines, terminal escapes) written as \\xNN."""
+    text = remote.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _now() -> dt.datetime:

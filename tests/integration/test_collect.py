@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,7 @@ BAD_INPUTS = {
     "gzip-not-xml": (
         lambda t: _raw(t, gzip.compress(b"<fseFile/>" * 1000)),
         "rejected",
-        "ENCODING",
+        "NOT_TEXT",
     ),
 }
 
@@ -148,7 +149,7 @@ BAD_INPUTS = {
 def test_bad_input_ends_in_a_known_state_with_its_ack(hub: Hub, tmp_path: Path, case: str) -> None:
     make, state, reason = BAD_INPUTS[case]
     hub.send(make(tmp_path), "FSE_bad.xml")
-    hub.send(fse_file(tmp_path / "FSE_next.xml", [sheet(i) for i in range(10, 13)]))
+    hub.send(fse_file(tmp_path / "FSE_next.xml", [sheet(i) for i in range(10, 13)], batch="000002"))
     hub.collect()
     outcomes = {name: (st, code) for name, st, code, *_ in hub.files()}
     assert outcomes["FSE_bad.xml"] == (state, reason)
@@ -263,3 +264,26 @@ def test_the_ack_names_the_received_file_and_its_batch(hub: Hub, tmp_path: Path)
     assert file_el.get("sender") == PRACTITIONER
     assert len(file_el.get("sha256")) == 64
     assert dt.datetime.fromisoformat(file_el.get("receivedAt"))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [b"bad\nname.xml", b"latin-\xe9t\xe9.xml", b"\x1b[31mred.xml"],
+    ids=["newline", "not-utf8", "escape-sequence"],
+)
+def test_hostile_file_names_are_quarantined_unread(hub: Hub, tmp_path: Path, name: bytes) -> None:
+    inbox = hub.server.root / "partners" / PRACTITIONER / "inbound" / "fse"
+    source = fse_file(tmp_path / "f.xml")
+    target = os.path.join(os.fsencode(inbox), name)
+    with open(target, "wb") as fh:
+        fh.write(source.read_bytes())
+    os.utime(target, (0, 0))
+    hub.collect()
+    [(shown, state, reason, *_)] = hub.files()
+    assert (state, reason) == ("quarantined", "UNSAFE_NAME")
+    assert "\n" not in shown and "\x1b" not in shown
+    assert os.listdir(os.fsencode(inbox)) == []
+    assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(0,)]
+    with hub.server.connect(hub.partner) as sftp:
+        [ack] = sftp.listdir("/outbound/acks")
+    assert ack.endswith(".ack.xml") and "/" not in ack

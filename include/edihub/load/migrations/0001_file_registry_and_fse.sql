@@ -7,7 +7,8 @@ CREATE TABLE edi.inbound_file (
     feed             text        NOT NULL,
     sender           text        NOT NULL,     -- the SFTP account that delivered the file
     remote_name      text        NOT NULL,     -- as listed (may be hostile: shown, never used as a path)
-    remote_path      text        NOT NULL,
+    remote_path      text        NOT NULL,     -- for people: undecodable bytes shown as \xNN
+    remote_path_raw  bytea       NOT NULL,     -- the exact bytes, to move the file on the server
     sha256           char(64),
     size_bytes       bigint      NOT NULL,
     remote_mtime     timestamptz,
@@ -36,7 +37,7 @@ CREATE UNIQUE INDEX inbound_file_loaded_sha256 ON edi.inbound_file (sha256)
 CREATE UNIQUE INDEX inbound_file_loaded_batch ON edi.inbound_file (feed, sender, batch_number)
     WHERE state IN ('loaded', 'loaded_with_errors');
 -- A file in flight (received, not yet archived) is tracked once per remote path and content.
-CREATE UNIQUE INDEX inbound_file_in_flight ON edi.inbound_file (remote_path, sha256)
+CREATE UNIQUE INDEX inbound_file_in_flight ON edi.inbound_file (remote_path_raw, sha256)
     WHERE archived_at IS NULL;
 CREATE INDEX inbound_file_sender ON edi.inbound_file (sender, received_at);
 
