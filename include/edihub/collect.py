@@ -116,16 +116,25 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
     return int(cur.fetchone()[0])
 
 
+def _in_flight(cur: Any, item: InboundFile, sha256: str | None) -> int | None:
+    """The row a crashed earlier run made for this very file, if it is not archived yet.
+
+    Files quarantined unread have no sha256; they are matched by path and size.
+    """
+    cur.execute(
+        "SELECT id FROM edi.inbound_file WHERE remote_path_raw = %s"
+        " AND sha256 IS NOT DISTINCT FROM %s AND size_bytes = %s AND archived_at IS NULL",
+        (_raw(item.path), sha256, item.size),
+    )
+    found = cur.fetchone()
+    return None if found is None else int(found[0])
+
+
 def _quarantine_row(cur: Any, item: InboundFile, code: str, reason: str) -> int:
     """Register a file refused unread; a rerun after a crash finds the row it already made."""
-    cur.execute(
-        "SELECT id FROM edi.inbound_file WHERE remote_path_raw = %s AND sha256 IS NULL"
-        " AND size_bytes = %s AND state = 'quarantined' AND archived_at IS NULL",
-        (_raw(item.path), item.size),
-    )
-    existing = cur.fetchone()
-    if existing:
-        return int(existing[0])
+    existing = _in_flight(cur, item, None)
+    if existing is not None:
+        return existing
     file_id = _insert_file(
         cur, item, state="quarantined", reason_code=code, reason=reason, decided_at=_now()
     )
@@ -159,14 +168,9 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
             conn.commit()
             return file_id
         # A rerun after a crash finds the file it already registered.
-        cur.execute(
-            "SELECT id FROM edi.inbound_file WHERE remote_path_raw = %s AND sha256 = %s"
-            " AND archived_at IS NULL",
-            (_raw(item.path), fetched.sha256),
-        )
-        existing = cur.fetchone()
-        if existing:
-            return int(existing[0])
+        existing = _in_flight(cur, item, fetched.sha256)
+        if existing is not None:
+            return existing
         cur.execute(
             "SELECT id FROM edi.inbound_file WHERE sha256 = %s"
             " AND state IN ('loaded', 'loaded_with_errors')",

@@ -6,6 +6,7 @@ Used when no EDIHUB_DATABASE_URL is configured. The server listens on a unix soc
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +34,9 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
+            # The wheel also registers its cleanup at exit; it has run, so drop it (it would
+            # log into streams that are closed by then).
+            atexit.unregister(self._server._cleanup)
             self._server = None
 
     def __enter__(self) -> EmbeddedPostgres:
