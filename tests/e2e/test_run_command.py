@@ -1,0 +1,124 @@
+"""``edihub run`` end to end: the README's first command, as a user runs it.
+
+One subprocess starts the embedded stack on a fresh state folder, runs collect_fse under
+Airflow standalone's real scheduler and stops everything. The test then reads the outcome
+where a user would find it: the terminal output, the hub database (the embedded PostgreSQL
+started again on the same folder), the acknowledgment files, the process table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg2.extras
+import pytest
+
+from edihub.load.db import connect
+from edihub.stack.airflow import PASSWORD_FILE, stack_processes
+from edihub.stack.postgres import EmbeddedPostgres
+from edihub.stack.run import postgres_processes
+
+pytestmark = pytest.mark.airflow
+
+RUN_TIMEOUT = 200  # seconds; a run takes about 45 s here (15 s of it starting Airflow)
+
+# What edihub.demo makes its partners send, and how each file must end (see its docstring):
+# (sender, file) -> (state, records total, loaded, rejected)
+EXPECTED = {
+    ("P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
+    ("P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
+    ("D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),
+    ("D20001", "FSE_D20001_000002.xml"): ("rejected", 5, 0, 5),
+}
+
+
+def run_edihub(state: Path) -> tuple[int, str]:
+    # A user's shell, not the test session's: no Airflow or hub settings leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "EDIHUB_"))}
+    edihub = Path(sys.executable).parent / "edihub"
+    proc = subprocess.Popen(
+        [str(edihub), "run", "--state-dir", str(state), "--timeout", str(RUN_TIMEOUT - 30)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # edihub stops its stack on SIGTERM, as on Ctrl-C
+        out, _ = proc.communicate(timeout=60)
+        pytest.fail(f"edihub run took over {RUN_TIMEOUT} s:\n{out}")
+    return proc.returncode, out
+
+
+def processes_of(state: Path) -> list[str]:
+    """Anything still running for this state folder: Airflow, PostgreSQL, or edihub itself."""
+    left = stack_processes(state / "airflow") + postgres_processes(state / "postgres")
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(state) in cmdline and proc.pid != os.getpid():
+            left.append(f"{proc.pid} {cmdline[:120]}")
+    return left
+
+
+def inbound_files(state: Path) -> list[dict[str, Any]]:
+    server = EmbeddedPostgres(state / "postgres").start()
+    try:
+        with (
+            connect(server.url("edihub")) as conn,
+            conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur,
+        ):
+            cur.execute(
+                "SELECT sender, remote_name, state, records_total, records_loaded,"
+                " records_rejected, ack_path FROM edi.inbound_file ORDER BY id"
+            )
+            rows = [dict(r) for r in cur.fetchall()]
+    finally:
+        server.stop()
+    return rows
+
+
+def test_edihub_run_collects_the_demo_files_and_leaves_nothing_running(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    code, out = run_edihub(state)
+
+    assert code == 0, out
+    assert processes_of(state) == [], out
+
+    password = json.loads((state / "airflow" / PASSWORD_FILE).read_text())["admin"]
+    ui = re.search(r"Airflow UI: (http://127\.0\.0\.1:\d+)\s+\(user admin, password (\S+)\)", out)
+    assert ui, out
+    assert ui.group(2) == password
+    assert "Run manual__" in out and "collect_fse: success" in out, out
+
+    rows = inbound_files(state)
+    outcome = {
+        (r["sender"], r["remote_name"]): (
+            r["state"],
+            r["records_total"],
+            r["records_loaded"],
+            r["records_rejected"],
+        )
+        for r in rows
+    }
+    assert outcome == EXPECTED
+    assert len(rows) == len(EXPECTED)  # each file once
+
+    for r in rows:
+        # The hub's account sees the SFTP tree's root: its paths map into <state>/sftp.
+        assert r["ack_path"], r
+        ack = state / "sftp" / r["ack_path"].lstrip("/")
+        assert ack.is_file(), ack
+        assert ack.parent == state / "sftp" / "partners" / r["sender"] / "outbound" / "acks"
+        assert str(ack.parent) in out  # the report says where the acks are
+
+    assert processes_of(state) == []  # the test's own PostgreSQL start is stopped too
