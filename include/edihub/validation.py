@@ -119,7 +119,7 @@ def check_file(
             records_total += chunk.records.num_rows
             errors += [_violation_error(v, ids.get(v.record_no)) for v in violations]
             if sink is not None:
-                sink.write(fmt, chunk.records, chunk.children, bad)
+                sink.write(chunk.records, chunk.children, bad)
         if account is None:  # a partner checking its own file: it is the sender it names
             check.context["account"] = reader.header.get("sender")
         file_violations = check.check_file(reader.header, reader.trailer)
@@ -165,16 +165,16 @@ def _file_check(
     settings: Settings,
 ) -> FileCheck:
     record, children = fmt.record, fmt.record.children
-    cents = {f.name for f in record.fields if f.type == "cents"} | set(record.aggregates)
-    cents |= {f.name for f in fmt.trailer.fields if f.type == "cents"}
-    if children:
-        cents |= {f.name for f in children.fields if f.type == "cents"}
+    # Amount columns, shown in euros in error values: cents fields, and sums of cents fields.
+    tables = [record, fmt.trailer] + ([children] if children else [])
+    cents = {f.name for t in tables for f in t.fields if f.type == "cents"}
+    cents |= {name for name, agg in record.aggregates.items() if agg.get("sum") in cents}
     return FileCheck(
         contract=contract,
         record_table=record.table,
         child_table=children.table if children else None,
         id_column=record.id,
-        cents=frozenset(c for c in cents if c != "act_count"),
+        cents=frozenset(cents),
         context={"account": account},
         lookup=lookup,
         care_window_days=settings.care_window_days,
@@ -208,9 +208,7 @@ class StagingSink:
             self._writers[name] = pq.ParquetWriter(self.folder / f"{name}.parquet", table.schema)
         self._writers[name].write_table(table)
 
-    def write(
-        self, fmt: FormatContract, records: pa.Table, children: pa.Table | None, bad: set[int]
-    ) -> None:
+    def write(self, records: pa.Table, children: pa.Table | None, bad: set[int]) -> None:
         keep = pc.invert(pc.is_in(records.column("record_no"), pa.array(sorted(bad), pa.int64())))
         self._write("records", records.filter(keep))
         if children is not None:
