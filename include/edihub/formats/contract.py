@@ -17,9 +17,14 @@ class ContractConfigError(ValueError):
 
 @dataclass(frozen=True)
 class FieldSpec:
+    """A field: found by ``path`` in XML, or at columns ``start``-``end`` (1-based, inclusive)
+    in a fixed-width record."""
+
     name: str
-    path: str
     type: str
+    path: str = ""
+    start: int = 0
+    end: int = 0
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,8 @@ class TableSpec:
     table: str
     element: str
     fields: tuple[FieldSpec, ...]
+    record_type: str = ""  # fixed width: the code in the record's type columns
+    parent_id: FieldSpec | None = None  # fixed-width children: where they repeat the parent id
 
 
 @dataclass(frozen=True)
@@ -41,14 +48,18 @@ class RecordSpec(TableSpec):
 class FormatContract:
     feed: str
     version: int
-    family: str
+    family: str  # "xml" or "fixed_width": which engine reads the files
     folder: Path
-    schema: str
-    namespace: str
-    root: str
     header: TableSpec
     trailer: TableSpec
     record: RecordSpec
+    # xml
+    schema: str = ""
+    namespace: str = ""
+    root: str = ""
+    # fixed_width
+    record_length: int = 0
+    type_field: tuple[int, int] = (0, 0)
 
     @property
     def schema_path(self) -> Path:
@@ -64,15 +75,28 @@ def _fields(raw: dict[str, Any], where: str) -> tuple[FieldSpec, ...]:
     for name, spec in raw.items():
         if spec.get("type") not in FIELD_TYPES:
             raise ContractConfigError(f"{where}.{name}: unknown type {spec.get('type')!r}")
-        specs.append(FieldSpec(name=name, path=spec["path"], type=spec["type"]))
+        specs.append(
+            FieldSpec(
+                name=name,
+                type=spec["type"],
+                path=spec.get("path", ""),
+                start=int(spec.get("start", 0)),
+                end=int(spec.get("end", 0)),
+            )
+        )
     return tuple(specs)
 
 
 def _table(raw: dict[str, Any], where: str) -> TableSpec:
+    parent = raw.get("parent_id")
     return TableSpec(
         table=raw.get("table", where),
         element=raw["element"],
         fields=_fields(raw["fields"], where),
+        record_type=str(raw.get("type", "")),
+        parent_id=FieldSpec("parent_id", "string", start=parent["start"], end=parent["end"])
+        if parent
+        else None,
     )
 
 
@@ -84,26 +108,32 @@ def load_format(folder: Path) -> FormatContract:
         table=rec["table"],
         element=rec["element"],
         fields=_fields(rec["fields"], "record"),
+        record_type=str(rec.get("type", "")),
         id=rec["id"],
         children=children,
         aggregates=rec.get("aggregates", {}),
     )
     if record.id not in {f.name for f in record.fields}:
         raise ContractConfigError(f"{folder}: record id {record.id!r} is not a record field")
+    type_field = raw.get("type_field", {})
     contract = FormatContract(
         feed=raw["feed"],
         version=int(raw["version"]),
         family=raw["family"],
         folder=folder,
-        schema=raw["schema"],
-        namespace=raw["namespace"],
-        root=raw["root"],
         header=_table(raw["header"], "header"),
         trailer=_table(raw["trailer"], "trailer"),
         record=record,
+        schema=raw.get("schema", ""),
+        namespace=raw.get("namespace", ""),
+        root=raw.get("root", ""),
+        record_length=int(raw.get("record_length", 0)),
+        type_field=(int(type_field.get("start", 0)), int(type_field.get("end", 0))),
     )
-    if not contract.schema_path.is_file():
+    if contract.family == "xml" and not contract.schema_path.is_file():
         raise ContractConfigError(f"{folder}: schema {contract.schema} not found")
+    if contract.family not in ("xml", "fixed_width"):
+        raise ContractConfigError(f"{folder}: unknown format family {contract.family!r}")
     return contract
 
 
