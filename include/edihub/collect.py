@@ -261,7 +261,9 @@ def _loaded_batch(conn: Any, feed: str, sender: str, batch: str) -> int | None:
 # ---------------------------------------------------------------- load
 
 
-def _copy_parquet(cur: Any, path: Path, table: str, columns: list[str], file_id: int) -> int:
+def _copy_parquet(
+    cur: Any, path: Path, table: str, columns: list[str], file_id: int, sender: str
+) -> int:
     """COPY a Parquet staging file into ``edi.<table>``, one row group at a time."""
     if not path.is_file():
         return 0
@@ -275,6 +277,7 @@ def _copy_parquet(cur: Any, path: Path, table: str, columns: list[str], file_id:
         tbl = (
             pa.Table.from_batches([batch])
             .append_column("file_id", pa.array([file_id] * batch.num_rows, pa.int64()))
+            .append_column("sender", pa.array([sender] * batch.num_rows, pa.string()))
             .select(columns)
         )
         buf = pa.BufferOutputStream()
@@ -298,16 +301,19 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
             with conn.cursor() as cur:
                 if verdict.state in ("loaded", "loaded_with_errors"):
                     fmt = _format_of(settings, row["feed"], verdict.format_version)
-                    record_cols = ["file_id", "record_no"] + [f.name for f in fmt.record.fields]
+                    record_cols = ["file_id", "sender", "record_no"] + [
+                        f.name for f in fmt.record.fields
+                    ]
                     _copy_parquet(
                         cur,
                         work / "staging" / "records.parquet",
                         f"{fmt.feed}_{fmt.record.table}",
                         record_cols,
                         file_id,
+                        row["sender"],
                     )
                     if fmt.record.children:
-                        child_cols = ["file_id", fmt.record.id, "child_no"] + [
+                        child_cols = ["file_id", "sender", fmt.record.id, "child_no"] + [
                             f.name for f in fmt.record.children.fields
                         ]
                         _copy_parquet(
@@ -316,6 +322,7 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                             f"{fmt.feed}_{fmt.record.children.table}",
                             child_cols,
                             file_id,
+                            row["sender"],
                         )
                 _record_errors(cur, file_id, errors)
                 _set_state(cur, file_id, verdict)

@@ -20,7 +20,7 @@ from edihub.config import Settings
 from edihub.contracts.engine import REJECT_FILE, DataContract, FileCheck, Lookup, Violation
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.formats.errors import FileRefused
-from edihub.formats.xml_engine import XmlFile, sniff
+from edihub.formats.readers import open_reader
 
 ERROR_SCHEMA = pa.schema(
     [
@@ -66,18 +66,23 @@ def file_error(code: str, message: str, **where: Any) -> dict[str, Any]:
 
 
 def registry_lookup(conn: Any) -> Lookup:
-    """A contract lookup on this connection: which of ``values`` exist in ``table.column``."""
+    """A contract lookup on this connection: which of ``values`` exist in ``table.column``
+    (among the rows matching ``where``, column = value)."""
 
-    def lookup(table: str, column: str, values: list[Any]) -> set[Any]:
+    def lookup(table: str, column: str, values: list[Any], where: dict[str, Any]) -> set[Any]:
         if not values:
             return set()
         schema, name = table.split(".")
+        conditions = [sql.SQL("{} = ANY(%s)").format(sql.Identifier(column))]
+        conditions += [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in where]
         with conn.cursor() as cur:
             cur.execute(
-                sql.SQL("SELECT DISTINCT {col} FROM {tbl} WHERE {col} = ANY(%s)").format(
-                    col=sql.Identifier(column), tbl=sql.Identifier(schema, name)
+                sql.SQL("SELECT DISTINCT {col} FROM {tbl} WHERE {cond}").format(
+                    col=sql.Identifier(column),
+                    tbl=sql.Identifier(schema, name),
+                    cond=sql.SQL(" AND ").join(conditions),
                 ),
-                (values,),
+                [values, *where.values()],
             )
             return {r[0] for r in cur.fetchall()}
 
@@ -100,12 +105,13 @@ def check_file(
     errors: list[dict[str, Any]] = []
     records_total = 0
     try:
-        fmt = sniff(path, feed_formats(settings.formats_dir, feed))
+        fmt, reader = open_reader(path, feed_formats(settings.formats_dir, feed), chunk_size)
         contract = DataContract.load(settings.contracts_dir / feed / f"v{fmt.version}")
         check = _file_check(fmt, contract, account, lookup, settings)
-        reader = XmlFile(path, fmt, chunk_size=chunk_size)
         rejected_records = 0
         for chunk in reader:
+            if account is None:  # a partner checking its own file: it is the sender it names
+                check.context["account"] = reader.header.get("sender")
             violations = check.check_chunk(chunk)
             ids = dict(
                 zip(
@@ -120,7 +126,7 @@ def check_file(
             errors += [_violation_error(v, ids.get(v.record_no)) for v in violations]
             if sink is not None:
                 sink.write(chunk.records, chunk.children, bad)
-        if account is None:  # a partner checking its own file: it is the sender it names
+        if account is None:
             check.context["account"] = reader.header.get("sender")
         file_violations = check.check_file(reader.header, reader.trailer)
         errors += [_violation_error(v, None) for v in file_violations]

@@ -26,7 +26,7 @@ REGISTRY = {
 }
 
 
-def lookup(table: str, column: str, values: list[Any]) -> set[Any]:
+def lookup(table: str, column: str, values: list[Any], where: dict[str, Any]) -> set[Any]:
     return REGISTRY[(table, column)] & set(values)
 
 

@@ -24,8 +24,9 @@ import yaml
 
 from edihub.formats.xml_engine import Chunk
 
-Lookup = Callable[[str, str, list[Any]], set[Any]]
-"""(table, column, candidate values) -> the candidates present in that table."""
+Lookup = Callable[[str, str, list[Any], dict[str, Any]], set[Any]]
+"""(table, column, candidate values, where) -> the candidates present in that table, among
+the rows whose columns equal ``where`` (e.g. the same sender)."""
 
 REJECT_RECORD = "reject_record"
 REJECT_FILE = "reject_file"
@@ -220,8 +221,11 @@ class FileCheck:
                     continue
                 table, column = spec["lookup"]["of"].split(".")
                 values = frames[table][column].dropna().unique().tolist() if table in frames else []
+                where = (
+                    {"sender": self.context["account"]} if spec["lookup"].get("same_sender") else {}
+                )
                 params[name] = sorted(
-                    self.lookup(spec["lookup"]["table"], spec["lookup"]["column"], values)
+                    self.lookup(spec["lookup"]["table"], spec["lookup"]["column"], values, where)
                 )
             elif "today" in spec:
                 params[name] = pd.Timestamp(self.today)
