@@ -186,6 +186,7 @@ class FileCheck:
     today: dt.date = field(default_factory=dt.date.today)
     seen_ids: set[Any] = field(default_factory=set)
     records_found: int = 0
+    children_found: int = 0
     sums: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -204,6 +205,9 @@ class FileCheck:
                 for part in parts[1:]:
                     joined = joined + spec.get("sep", "/") + part
                 frame[name] = joined
+            elif "product" in spec:
+                left, right = spec["product"]
+                frame[name] = frame[left] * frame[right]
             elif "repeat_of" in spec:
                 # First occurrence wins, whichever chunk it was in.
                 ids = frame[spec["repeat_of"]]
@@ -250,6 +254,8 @@ class FileCheck:
             )
         # Whole-file figures for the summary, and ids for the cross-chunk uniqueness rule.
         self.records_found += len(records)
+        if chunk.children is not None:
+            self.children_found += chunk.children.num_rows
         for name, spec in self.contract.spec.get("summary", {}).items():
             if "sum" in spec:
                 self.sums[name] = self.sums.get(name, 0) + int(records[spec["sum"]].sum())
@@ -264,7 +270,9 @@ class FileCheck:
             elif "trailer" in spec:
                 row[name] = trailer.get(spec["trailer"])
             elif "count" in spec:
-                row[name] = self.records_found
+                row[name] = (
+                    self.children_found if spec["count"] == "children" else (self.records_found)
+                )
             elif "sum" in spec:
                 row[name] = self.sums.get(name, 0)
         frame = pd.DataFrame([row])
