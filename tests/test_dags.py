@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 
+from edihub.config import Settings
+from edihub.contracts.engine import DataContract
+from edihub.dag_factory import FEEDS
+from edihub.formats.contract import feed_formats
+
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 pytestmark = pytest.mark.airflow
@@ -17,7 +22,18 @@ pytestmark = pytest.mark.airflow
 
 def test_every_dag_file_imports(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert "collect_fse" in dagbag.dags
+    assert {f"collect_{feed}" for feed in FEEDS} <= set(dagbag.dags)
+
+
+@pytest.mark.parametrize("feed", sorted(FEEDS))
+def test_every_feed_has_its_contracts(feed: str) -> None:
+    settings = Settings.from_env()
+    for fmt in feed_formats(settings.formats_dir, feed):
+        contract = DataContract.load(settings.contracts_dir / feed / f"v{fmt.version}")
+        tables = {fmt.record.table, "file"} | (
+            {fmt.record.children.table} if fmt.record.children else set()
+        )
+        assert tables == set(contract.suites), (feed, fmt.version)
 
 
 def test_dags_have_owner_docs_tags_and_retries(dagbag: Any) -> None:

@@ -1,0 +1,119 @@
+"""One collect DAG per inbound feed, all built here: a new feed is an entry in FEEDS.
+
+Imports only the Airflow SDK at module level (DAG files are parsed every 30 s); each task
+imports the hub's code when it runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, Metadata, task, task_group
+
+# feed -> who sends it, for the DAG's documentation
+FEEDS = {
+    "fse": "electronic care sheets (FSE) from doctors' and dentists' software (XML)",
+    "pharmacy": "invoices of the teletransmitting pharmacies (fixed-width, B2/NOEMIE style)",
+}
+
+DOC = """
+### collect_{feed}: {what}
+
+Every five minutes, for each partner's `/inbound/{feed}/` folder on the SFTP server:
+
+1. **migrate_database**: apply pending hub migrations (a no-op once applied)
+2. **list_files**: files ready to take (complete uploads only: no `.part`, old enough, stable)
+3. per file, **process_file**: fetch → validate → load → archive → acknowledge
+4. **report**: the batch's outcome, published as the `edi_{feed}_loaded` asset event
+
+Each file ends *loaded*, *loaded_with_errors*, *rejected*, *quarantined* or *duplicate*
+(table `edi.inbound_file`), and its sender finds an acknowledgment in `/outbound/acks/`.
+Content errors never fail a task; a failed task means the database or the SFTP server was
+unreachable, and it is retried with backoff. Format contract: `formats/{feed}/`; data
+contract: `contracts/{feed}/`; logic: `edihub.collect`.
+
+Owner: integration engineering. Runbook: docs/architecture.md.
+"""
+
+
+def loaded_asset(feed: str) -> Asset:
+    return Asset(name=f"edi_{feed}_loaded", uri=f"postgres://hub-db:5432/edihub/edi/{feed}")
+
+
+def collect_dag(feed: str) -> DAG:
+    asset = loaded_asset(feed)
+    with DAG(
+        dag_id=f"collect_{feed}",
+        schedule=timedelta(minutes=5),
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_runs=1,  # one collector per feed; the database guards exactly-once anyway
+        default_args={
+            "owner": "integration",
+            # Transport and database errors are transient: retry with backoff.
+            "retries": 3,
+            "retry_delay": timedelta(seconds=20),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=10),
+        },
+        tags=[f"feed:{feed}", "inbound"],
+        doc_md=DOC.format(feed=feed, what=FEEDS[feed]),
+    ) as dag:
+
+        @task
+        def migrate_database() -> list[str]:
+            from edihub import orchestration
+
+            return orchestration.migrate()
+
+        @task
+        def list_files() -> list[dict[str, Any]]:
+            from edihub import orchestration
+
+            return orchestration.list_files(feed)
+
+        @task
+        def fetch(item: dict[str, Any]) -> int:
+            from edihub import orchestration
+
+            return orchestration.fetch(item)
+
+        @task
+        def validate(file_id: int) -> int:
+            from edihub import orchestration
+
+            return orchestration.validate(file_id)
+
+        @task
+        def load(file_id: int) -> int:
+            from edihub import orchestration
+
+            return orchestration.load(file_id)
+
+        @task
+        def archive(file_id: int) -> int:
+            from edihub import orchestration
+
+            return orchestration.archive(file_id)
+
+        @task
+        def acknowledge(file_id: int) -> dict[str, Any]:
+            from edihub import orchestration
+
+            return orchestration.acknowledge(file_id)
+
+        @task_group
+        def process_file(item: dict[str, Any]) -> Any:
+            return acknowledge(archive(load(validate(fetch(item)))))
+
+        @task(outlets=[asset], trigger_rule="all_done")
+        def report(outcomes: list[dict[str, Any]]) -> Any:
+            from edihub import orchestration
+
+            yield Metadata(asset, orchestration.report(feed, list(outcomes)))
+
+        files = list_files()
+        migrate_database() >> files
+        report(process_file.expand(item=files))
+    return dag
