@@ -15,79 +15,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
-from lxml import etree
 
 from edihub import collect
-from edihub.config import Settings
 from edihub.load.registry import load_registry
-from edihub.sftp.client import put_atomic
 from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
+from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
 from tests.unit.test_xml_engine import BILLION_LAUGHS, EXTERNAL_ENTITY
-
-ACK_SCHEMA = etree.XMLSchema(etree.parse(str(Settings.from_env().formats_dir / "acks/v1/ack.xsd")))
-ACK_NS = {"a": "urn:mc:caisses-sociales:edi:ack:v1"}
-
-
-@dataclasses.dataclass
-class Hub:
-    server: Any
-    partner: Any
-    dsn: str
-    settings: Settings
-
-    def send(self, path: Path, name: str | None = None) -> None:
-        with self.server.connect(self.partner) as sftp:
-            put_atomic(sftp, path, f"/inbound/fse/{name or path.name}")
-
-    def collect(self) -> list[int]:
-        with self.server.connect(self.server.hub) as sftp:
-            return list(collect.collect(sftp, self.dsn, self.settings, "fse"))
-
-    def query(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
-        conn = psycopg2.connect(self.dsn)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(statement, args)
-                return cur.fetchall()
-        finally:
-            conn.close()
-
-    def files(self) -> list[tuple[Any, ...]]:
-        return self.query(
-            "SELECT remote_name, state, reason_code, records_loaded, archived_at IS NOT NULL,"
-            " acked_at IS NOT NULL FROM edi.inbound_file ORDER BY id"
-        )
-
-    def inbox(self) -> list[str]:
-        with self.server.connect(self.partner) as sftp:
-            return sorted(sftp.listdir("/inbound/fse"))
-
-    def ack(self, name: str) -> etree._Element:
-        """The acknowledgment as the partner reads it, through its own account."""
-        with self.server.connect(self.partner) as sftp:
-            names = [n for n in sftp.listdir("/outbound/acks") if n.startswith(name)]
-            assert len(names) == 1, names
-            with sftp.open(f"/outbound/acks/{names[0]}") as fh:
-                doc = etree.fromstring(fh.read())
-        ACK_SCHEMA.assertValid(doc)
-        return doc
 
 
 @pytest.fixture
 def hub(sftp_server: Any, dsn: str, tmp_path: Path) -> Hub:
-    partner = sftp_server.add_partner(PRACTITIONER)
     load_registry(dsn, registry_csvs(tmp_path / "registry"))
-    settings = dataclasses.replace(
-        Settings.from_env(), state_dir=tmp_path / "state", settle_seconds=0
-    )
-    return Hub(sftp_server, partner, dsn, settings)
-
-
-def status(ack: etree._Element) -> tuple[str, str]:
-    result = ack.find("a:result", ACK_NS)
-    return result.get("status"), result.get("code")
+    return make_hub(sftp_server, PRACTITIONER, dsn, tmp_path / "state", "fse")
 
 
 def test_clean_file_is_loaded_archived_and_acknowledged(hub: Hub, tmp_path: Path) -> None:
@@ -100,7 +40,7 @@ def test_clean_file_is_loaded_archived_and_acknowledged(hub: Hub, tmp_path: Path
     archived = list((hub.server.root / "archive" / PRACTITIONER / "fse").rglob("*"))
     assert [p for p in archived if p.is_file()]
     ack = hub.ack("FSE_1.xml")
-    assert status(ack) == ("accepted", "A")
+    assert ack_status(ack) == ("accepted", "A")
     assert ack.find("a:result", ACK_NS).get("recordsAccepted") == "5"
 
 
@@ -159,7 +99,7 @@ def test_bad_input_ends_in_a_known_state_with_its_ack(hub: Hub, tmp_path: Path, 
     assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(3 + loaded_from_bad,)]
     assert hub.inbox() == []
     ack = hub.ack("FSE_bad.xml")
-    assert status(ack)[0] == {"loaded_with_errors": "accepted_with_errors"}.get(state, state)
+    assert ack_status(ack)[0] == {"loaded_with_errors": "accepted_with_errors"}.get(state, state)
     error = ack.find("a:errors/a:error", ACK_NS)
     assert error is not None and error.text
     if reason:
@@ -184,7 +124,7 @@ def test_the_same_file_twice_is_loaded_once(hub: Hub, tmp_path: Path) -> None:
         ("FSE_1_again.xml", "duplicate", "DUPLICATE_FILE"),
     ]
     assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(5,)]
-    assert status(hub.ack("FSE_1_again.xml")) == ("duplicate", "R")
+    assert ack_status(hub.ack("FSE_1_again.xml")) == ("duplicate", "R")
 
 
 def test_the_same_batch_number_twice_is_loaded_once(hub: Hub, tmp_path: Path) -> None:
@@ -232,7 +172,7 @@ def test_crash_after_commit_then_rerun_is_exactly_once(hub: Hub, tmp_path: Path)
     assert hub.collect() == [file_id]
     assert hub.files() == [("FSE_1.xml", "loaded", None, 5, True, True)]
     assert hub.query("SELECT count(*) FROM edi.fse_care_sheet") == [(5,)]
-    assert status(hub.ack("FSE_1.xml")) == ("accepted", "A")
+    assert ack_status(hub.ack("FSE_1.xml")) == ("accepted", "A")
 
 
 def test_rerunning_every_step_changes_nothing(hub: Hub, tmp_path: Path) -> None:
@@ -253,7 +193,7 @@ def test_file_over_the_size_limit_is_quarantined_unread(hub: Hub, tmp_path: Path
     hub.collect()
     assert [(n, s, r) for n, s, r, *_ in hub.files()] == [("big.xml", "quarantined", "TOO_LARGE")]
     assert hub.query("SELECT sha256 FROM edi.inbound_file") == [(None,)]
-    assert status(hub.ack("big.xml")) == ("quarantined", "R")
+    assert ack_status(hub.ack("big.xml")) == ("quarantined", "R")
 
 
 def test_the_ack_names_the_received_file_and_its_batch(hub: Hub, tmp_path: Path) -> None:
