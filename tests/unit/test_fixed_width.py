@@ -45,7 +45,7 @@ def invoice(n: int, lines: int = 2) -> list[str]:
         record(
             PHARMACY.record.children,  # type: ignore[arg-type]
             {
-                "product_code": f"34009{n:04d}{i:04d}",
+                "product_code": f"34009{n % 10000:04d}{i:04d}",
                 "quantity": i,
                 "unit_price": 150 * i,
                 "amount": 150 * i * i,
@@ -306,7 +306,7 @@ def test_non_digit_amount(tmp_path: Path) -> None:
     assert (refused.record_no, refused.record_id) == (4, "F000004")
 
 
-@pytest.mark.parametrize("date", ["20161332", "20160230", "2016 1 1"])
+@pytest.mark.parametrize("date", ["20161332", "20160230", "20160015", "2016 1 1", "2016-1-1"])
 def test_bad_date(tmp_path: Path, date: str) -> None:
     def edit(lines: list[str]) -> None:
         lines[9] = lines[9][:43] + date + lines[9][51:]
@@ -324,12 +324,24 @@ def test_delimiter_and_control_characters_are_refused(tmp_path: Path) -> None:
     assert (refused.code, refused.line) == ("LAYOUT_VIOLATION", 4)
 
 
-def test_first_error_in_file_order_wins(tmp_path: Path) -> None:
+@pytest.mark.parametrize("accent", [False, True])  # the ASCII and the UTF-8 code paths
+def test_first_error_in_file_order_wins(tmp_path: Path, accent: bool) -> None:
     def edit(lines: list[str]) -> None:
+        if accent:
+            lines[1] = lines[1].replace("ORD1", "ORDé")
         lines[9] = lines[9][:43] + "20161332" + lines[9][51:]  # layout, line 10
         lines[2] = lines[2][:60]  # length, line 3: first
 
     assert broken(tmp_path, edit).line == 3
+
+    def layout(lines: list[str]) -> None:
+        lines[1] = lines[1].replace("ORD1", "ORDé")
+        lines[9] = lines[9][:43] + "20161332" + lines[9][51:]
+
+    assert (broken(tmp_path, layout).line, broken(tmp_path, layout).code) == (
+        10,
+        "LAYOUT_VIOLATION",
+    )
 
 
 def test_overlong_line(tmp_path: Path) -> None:
