@@ -15,12 +15,14 @@ from tests.fixtures.fse import fse_file, registry_csvs, sheet
 ACK_NS = {"a": "urn:mc:caisses-sociales:edi:ack:v1"}
 
 
-def validate(path: Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+def validate(
+    path: Path, database_url: str | None = None, feed: str = "fse"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "EDIHUB_DATABASE_URL"}
     if database_url:
         env["EDIHUB_DATABASE_URL"] = database_url
     return subprocess.run(
-        [sys.executable, "-m", "edihub.cli", "validate", "--feed", "fse", str(path)],
+        [sys.executable, "-m", "edihub.cli", "validate", "--feed", feed, str(path)],
         capture_output=True,
         text=True,
         env=env,
@@ -63,3 +65,14 @@ def test_with_the_database_the_registry_rules_run(tmp_path: Path, dsn: str) -> N
     assert offline.returncode == 0
     assert online.returncode == 1 and 'rule="FSE-R07"' in online.stdout
     assert "offline" not in online.stderr
+
+
+def test_validate_takes_the_pharmacy_feed(tmp_path: Path) -> None:
+    from tests.fixtures.pharmacy import invoice, pharmacy_file
+
+    good = pharmacy_file(tmp_path / "ok.txt")
+    bad = pharmacy_file(tmp_path / "bad.txt", [invoice(1, total=1)])
+    ok = validate(good, feed="pharmacy")
+    assert ok.returncode == 0, ok.stderr
+    failed = validate(bad, feed="pharmacy")
+    assert failed.returncode == 2 and 'rule="PHA-R03"' in failed.stdout

@@ -12,7 +12,7 @@ import pytest
 
 from edihub.config import Settings
 from edihub.contracts.engine import DataContract
-from edihub.dag_factory import FEEDS
+from edihub.feeds import FEEDS
 from edihub.formats.contract import feed_formats
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from edihub.config import Settings
+from edihub.feeds import FEEDS
 
 EXIT_ACCEPTED, EXIT_WITH_ERRORS, EXIT_REJECTED = 0, 1, 2
 
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prints the acknowledgment the hub would send. Exit status: 0 accepted, "
         "1 accepted with errors, 2 rejected.",
     )
-    validate.add_argument("--feed", required=True, choices=["fse"])
+    validate.add_argument("--feed", required=True, choices=sorted(FEEDS))
     validate.add_argument(
         "--sender", help="the partner id the file is sent as (default: its header)"
     )

@@ -11,11 +11,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Metadata, task, task_group
 
-# feed -> who sends it, for the DAG's documentation
-FEEDS = {
-    "fse": "electronic care sheets (FSE) from doctors' and dentists' software (XML)",
-    "pharmacy": "invoices of the teletransmitting pharmacies (fixed-width, B2/NOEMIE style)",
-}
+from edihub.feeds import FEEDS
 
 DOC = """
 ### collect_{feed}: {what}

@@ -1,0 +1,7 @@
+"""The inbound feeds the hub collects: one collect DAG, one formats/ and one contracts/ folder
+each. Adding a feed is an entry here plus its contract files."""
+
+FEEDS = {
+    "fse": "electronic care sheets (FSE) from doctors' and dentists' software (XML)",
+    "pharmacy": "invoices of the teletransmitting pharmacies (fixed-width, B2/NOEMIE style)",
+}
