@@ -1,0 +1,1 @@
+"""Payroll: contribution rates as effective-dated reference data, gross from net, dues per fund."""
