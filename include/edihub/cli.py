@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from edihub.config import Settings
+from edihub.config import REPO_ROOT, Settings
 from edihub.feeds import FEEDS
 
 EXIT_ACCEPTED, EXIT_WITH_ERRORS, EXIT_REJECTED = 0, 1, 2
@@ -106,6 +106,14 @@ def cmd_registry_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs_formats(args: argparse.Namespace) -> int:
+    from edihub.partner_docs import write_partner_docs
+
+    for path in write_partner_docs(args.out):
+        print(path)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edihub.stack.run import run_command
 
@@ -138,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
     db.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+
+    docs = sub.add_parser("docs", help="documentation").add_subparsers(dest="docs", required=True)
+    formats = docs.add_parser(
+        "formats", help="write the partner documentation of every format, from the contracts"
+    )
+    formats.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "formats")
+    formats.set_defaults(func=cmd_docs_formats)
 
     registry = sub.add_parser("registry", help="reference registry").add_subparsers(
         dest="registry", required=True
