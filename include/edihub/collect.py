@@ -325,6 +325,7 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                             row["sender"],
                         )
                 _record_errors(cur, file_id, errors)
+                _record_rule_results(cur, file_id, verdict.rule_results)
                 _set_state(cur, file_id, verdict)
             conn.commit()
         except psycopg2.errors.UniqueViolation as exc:
@@ -377,6 +378,18 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
             verdict.duplicate_of,
             file_id,
         ),
+    )
+
+
+def _record_rule_results(cur: Any, file_id: int, results: list[dict[str, Any]]) -> None:
+    psycopg2.extras.execute_values(
+        cur,
+        "INSERT INTO edi.validation_result (file_id, table_name, rule, on_failure, checked,"
+        " failed) VALUES %s ON CONFLICT (file_id, table_name, rule) DO NOTHING",
+        [
+            (file_id, r["table"], r["rule"], r["on_failure"], r["checked"], r["failed"])
+            for r in results
+        ],
     )
 
 

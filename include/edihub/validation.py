@@ -7,7 +7,7 @@ the field, the rule and the offending value, as the acknowledgment shows them.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ class Verdict:
     batch_number: str | None = None
     format_version: str | None = None
     duplicate_of: int | None = None
+    # every contract rule that ran: table, rule, on_failure, rows checked, rows failed
+    rule_results: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def records_loaded(self) -> int:
@@ -136,6 +138,7 @@ def check_file(
             records_rejected=rejected_records,
             batch_number=reader.header.get("batch_number"),
             format_version=str(fmt.version),
+            rule_results=check.rule_results(),
         )
         file_level = [v for v in file_violations if v.on_failure == REJECT_FILE]
         if file_level:

@@ -227,3 +227,19 @@ def test_hostile_file_names_are_quarantined_unread(hub: Hub, tmp_path: Path, nam
     with hub.server.connect(hub.partner) as sftp:
         [ack] = sftp.listdir("/outbound/acks")
     assert ack.endswith(".ack.xml") and "/" not in ack
+
+
+def test_every_rule_result_is_kept_per_file(hub: Hub, tmp_path: Path) -> None:
+    sheets = [sheet(1), sheet(2, registration_number="9999"), sheet(3)]
+    hub.send(fse_file(tmp_path / "f.xml", sheets))
+    hub.collect()
+    results = {
+        (table, rule): (checked, failed)
+        for table, rule, checked, failed in hub.query(
+            "SELECT table_name, rule, checked, failed FROM edi.validation_result"
+        )
+    }
+    assert results[("care_sheet", "FSE-R07")] == (3, 1)
+    assert results[("care_sheet", "FSE-R04")] == (3, 0)
+    assert results[("act", "FSE-R08")] == (6, 0)
+    assert results[("file", "FSE-F02")] == (1, 0)

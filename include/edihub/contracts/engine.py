@@ -28,6 +28,9 @@ Lookup = Callable[[str, str, list[Any], dict[str, Any]], set[Any]]
 """(table, column, candidate values, where) -> the candidates present in that table, among
 the rows whose columns equal ``where`` (e.g. the same sender)."""
 
+Tally = dict[tuple[str, str, str], list[int]]
+"""(table, rule, on_failure) -> [rows checked, rows failed], over a whole file."""
+
 REJECT_RECORD = "reject_record"
 REJECT_FILE = "reject_file"
 _RESULT_FORMAT = {
@@ -128,10 +131,12 @@ def validate_frame(
     parameters: dict[str, Any],
     cents: frozenset[str] = frozenset(),
     unavailable: frozenset[str] = frozenset(),
+    tally: Tally | None = None,
 ) -> list[Violation]:
     """Run the ``table`` suite on ``frame``.
 
-    Rules that need a parameter listed in ``unavailable`` are left out.
+    Rules that need a parameter listed in ``unavailable`` are left out. ``tally`` adds up,
+    per (table, rule), the rows checked and the rows that failed.
     """
     if table not in contract.suites or frame.empty:
         return []
@@ -140,9 +145,13 @@ def validate_frame(
     result = batch.validate(suite, expectation_parameters=parameters, result_format=_RESULT_FORMAT)
     violations: list[Violation] = []
     for res in result.results:
+        meta = res.expectation_config.meta
+        if tally is not None:
+            counts = tally.setdefault((table, meta["rule"], meta["on_failure"]), [0, 0])
+            counts[0] += int(res.result.get("element_count", len(frame)))
+            counts[1] += int(res.result.get("unexpected_count", 0 if res.success else 1))
         if res.success:
             continue
-        meta = res.expectation_config.meta
         if res.exception_info and res.exception_info.get("raised_exception"):
             raise RuntimeError(
                 f"contract {contract.folder} rule {meta['rule']} could not run: "
@@ -187,6 +196,7 @@ class FileCheck:
     seen_ids: set[Any] = field(default_factory=set)
     records_found: int = 0
     children_found: int = 0
+    tally: Tally = field(default_factory=dict)
     sums: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -250,7 +260,13 @@ class FileCheck:
         violations = []
         for table, frame in frames.items():
             violations += validate_frame(
-                self.contract, table, frame, params, self.cents, self.unchecked_parameters
+                self.contract,
+                table,
+                frame,
+                params,
+                self.cents,
+                self.unchecked_parameters,
+                self.tally,
             )
         # Whole-file figures for the summary, and ids for the cross-chunk uniqueness rule.
         self.records_found += len(records)
@@ -261,6 +277,13 @@ class FileCheck:
                 self.sums[name] = self.sums.get(name, 0) + int(records[spec["sum"]].sum())
         self.seen_ids.update(records[self.id_column].dropna().tolist())
         return violations
+
+    def rule_results(self) -> list[dict[str, Any]]:
+        """Every rule that ran on the file, with the rows it checked and the rows it failed."""
+        return [
+            {"table": t, "rule": r, "on_failure": o, "checked": c, "failed": f}
+            for (t, r, o), (c, f) in sorted(self.tally.items())
+        ]
 
     def check_file(self, header: dict[str, Any], trailer: dict[str, Any]) -> list[Violation]:
         row: dict[str, Any] = {"record_no": 0}
@@ -288,6 +311,7 @@ class FileCheck:
             self._parameters({}),
             summary_cents,
             self.unchecked_parameters,
+            self.tally,
         )
         return [
             Violation(v.rule, v.on_failure, v.table, v.field, v.message, None, v.value)
