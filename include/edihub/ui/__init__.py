@@ -1,0 +1,1 @@
+"""Pages inside the Airflow UI (mounted by plugins/edihub_plugin.py)."""

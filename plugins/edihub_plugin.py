@@ -1,0 +1,24 @@
+"""The EDI hub's Airflow plugin: its pages inside the Airflow UI (logic in edihub.ui)."""
+
+from typing import Any, ClassVar
+
+from airflow.plugins_manager import AirflowPlugin
+
+from edihub.ui.files_app import app as files_app
+
+
+class EdiHubPlugin(AirflowPlugin):
+    name = "edihub"
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": files_app, "url_prefix": "/edihub", "name": "EDI hub"}
+    ]
+    # Relative href, no leading slash: works behind a base_url (stack-notes §1).
+    external_views: ClassVar[list[dict[str, Any]]] = [
+        {
+            "name": "Inbound files",
+            "href": "edihub/files",
+            "url_route": "edihub_files",
+            "destination": "nav",
+            "category": "browse",
+        }
+    ]
