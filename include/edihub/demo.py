@@ -1,7 +1,9 @@
-"""A small, deterministic demo: a registry and the FSE files three practitioners send.
+"""A small, deterministic demo: a registry, the FSE files three practitioners send and the
+pharmacy files two pharmacies send.
 
 The files are made to show every outcome a sender can get: accepted, accepted with errors
-(two sheets refused by the data contract) and rejected (a trailer that does not add up).
+(two sheets refused by the data contract; one pharmacy invoice whose line amount is not
+quantity x unit price) and rejected (a trailer that does not add up).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 from edihub.fse_writer import Act, CareSheet, write_fse_file
+from edihub.pharmacy_writer import Invoice, Line, write_pharmacy_file
 
 PRACTITIONERS = [
     ("P10001", "general_practitioner", "Dr Grimaldi"),
@@ -28,11 +32,51 @@ ACTS = [
     ("HBQK002", Decimal("46.20")),
 ]
 
+PHARMACIES = ["PH000001", "PH000002"]  # pharmacy id = SFTP account, 8 characters
+
+
+def _cip13(body: str) -> str:
+    """A CIP13 code: 12 digits (3400 9 for medicines, then the product) and the EAN-13 check."""
+    weighted = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
+    return body + str(-weighted % 10)
+
+
+# The pharmacies' shelf: CIP13, what it is (for people reading the demo), public price in
+# cents, reimbursement category (rate in %, or NR: not reimbursed).
+PRODUCTS = [
+    (_cip13("340093000101"), "paracetamol 1 g, 8 tablets", 218, "65"),
+    (_cip13("340093000205"), "amoxicillin 1 g, 6 tablets", 364, "65"),
+    (_cip13("340093000309"), "levothyroxine 75 µg, 30 tablets", 245, "65"),
+    (_cip13("340093000408"), "aspirin 75 mg, 30 sachets", 345, "65"),
+    (_cip13("340093000512"), "phloroglucinol 80 mg, 30 tablets", 279, "30"),
+    (_cip13("340093000616"), "ibuprofen 400 mg, 20 tablets", 226, "65"),
+    (_cip13("340093000720"), "atorvastatin 20 mg, 90 tablets", 1839, "65"),
+    (_cip13("340093000824"), "metformin 1000 mg, 180 tablets", 1062, "65"),
+    (_cip13("340093000928"), "insulin glargine 100 U/ml, 5 pens", 4869, "65"),
+    (_cip13("340093001017"), "adalimumab 40 mg, 2 pens", 67254, "100"),
+    (_cip13("340093001121"), "cholecalciferol 100 000 IU, 1 ampoule", 166, "65"),
+    (_cip13("340093001225"), "sodium alginate oral suspension, 250 ml", 331, "15"),
+    (_cip13("340093001329"), "diosmectite 3 g, 30 sachets", 425, "NR"),
+    (_cip13("340093001433"), "saline nasal spray, 100 ml", 590, "NR"),
+]
+
+
+class DemoFile(NamedTuple):
+    feed: str  # a key of edihub.feeds.FEEDS: the inbound folder it goes to
+    path: Path
+
 
 @dataclass(frozen=True)
 class DemoSet:
     registry_dir: Path
-    files: dict[str, list[Path]]  # partner id -> FSE files it sends
+    files: dict[str, list[DemoFile]]  # partner id -> the files it sends, with their feed
+
+    def feed_of(self, path: Path) -> str:
+        for demo_files in self.files.values():
+            for f in demo_files:
+                if f.path == path:
+                    return f.feed
+        raise KeyError(path)
 
 
 def _beneficiaries(rng: random.Random, count: int) -> list[tuple[str, int]]:
@@ -68,6 +112,36 @@ def _sheets(
     return sheets
 
 
+def _invoices(
+    rng: random.Random,
+    pharmacy: str,
+    insured: list[tuple[str, int]],
+    n: int,
+    today: dt.date,
+    first: int = 1,
+) -> list[Invoice]:
+    invoices = []
+    prescribers = [p for p, kind, _ in PRACTITIONERS if kind != "dentist"] * 3 + ["D20001"]
+    for i in range(first, first + n):
+        reg, rank = rng.choice(insured)
+        lines = [
+            Line(code, rng.choice([1, 1, 1, 2, 3]), price, category)
+            for code, _, price, category in rng.sample(PRODUCTS, rng.randint(1, 4))
+        ]
+        invoices.append(
+            Invoice(
+                invoice_number=f"{pharmacy[2:]}{i:06d}",  # unique per pharmacy, 12 characters
+                registration_number=reg,
+                beneficiary_rank=rank,
+                prescriber_id=rng.choice(prescribers),
+                dispensing_date=today - dt.timedelta(days=rng.randint(0, 20)),
+                lines=lines,
+                prescription_ref=f"ORD{rng.randint(0, 999_999_999):09d}",
+            )
+        )
+    return invoices
+
+
 def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
     rng = random.Random(seed)
     registry = out_dir / "registry"
@@ -85,13 +159,13 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
         w.writerows(insured)
 
     created = dt.datetime.combine(today, dt.time(8, 30))
-    files: dict[str, list[Path]] = {}
+    files: dict[str, list[DemoFile]] = {}
 
     def send(partner: str, batch: str, sheets: list[CareSheet]) -> None:
         path = write_fse_file(
             outbox / f"FSE_{partner}_{batch}.xml", partner, batch, sheets, created
         )
-        files.setdefault(partner, []).append(path)
+        files.setdefault(partner, []).append(DemoFile("fse", path))
 
     send("P10001", "000001", _sheets(rng, "P10001", insured, 40, today))
 
@@ -112,5 +186,25 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
         ),
         encoding="utf-8",
     )
-    files["D20001"].append(bad_trailer)
+    files["D20001"].append(DemoFile("fse", bad_trailer))
+
+    # The pharmacies draw from their own generator: the FSE files above stay as they were.
+    prng = random.Random(f"pharmacy-{seed}")
+    pharmacy_outbox = out_dir / "pharmacy"
+    pharmacy_outbox.mkdir(parents=True, exist_ok=True)
+
+    def send_pharmacy(pharmacy: str, batch: str, invoices: list[Invoice]) -> None:
+        path = write_pharmacy_file(
+            pharmacy_outbox / f"PHA_{pharmacy}_{batch}.txt", pharmacy, batch, invoices, today
+        )
+        files.setdefault(pharmacy, []).append(DemoFile("pharmacy", path))
+
+    send_pharmacy("PH000001", "00000001", _invoices(prng, "PH000001", insured, 20, today))
+    send_pharmacy("PH000002", "00000001", _invoices(prng, "PH000002", insured, 18, today))
+    # A second batch where one line's amount is not quantity x unit price (PHA-R08): that
+    # invoice is refused, the other five are loaded.
+    with_errors = _invoices(prng, "PH000002", insured, 6, today, first=101)
+    wrong = with_errors[3].lines[0]
+    wrong.amount = wrong.quantity * wrong.unit_price + 100
+    send_pharmacy("PH000002", "00000002", with_errors)
     return DemoSet(registry_dir=registry, files=files)

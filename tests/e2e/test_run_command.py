@@ -1,9 +1,10 @@
 """``edihub run`` end to end: the README's first command, as a user runs it.
 
-One subprocess starts the embedded stack on a fresh state folder, runs collect_fse under
-Airflow standalone's real scheduler and stops everything. The test then reads the outcome
-where a user would find it: the terminal output, the hub database (the embedded PostgreSQL
-started again on the same folder), the acknowledgment files, the process table.
+One subprocess starts the embedded stack on a fresh state folder, runs the collect DAG of
+every feed (collect_fse, collect_pharmacy) under Airflow standalone's real scheduler and
+stops everything. The test then reads the outcome where a user would find it: the terminal
+output, the hub database (the embedded PostgreSQL started again on the same folder), the
+acknowledgment files, the process table.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import psutil
 import psycopg2.extras
 import pytest
 
+from edihub.feeds import FEEDS
 from edihub.load.db import connect
 from edihub.stack.airflow import PASSWORD_FILE, stack_processes
 from edihub.stack.postgres import EmbeddedPostgres
@@ -28,15 +30,19 @@ from edihub.stack.run import postgres_processes
 
 pytestmark = pytest.mark.airflow
 
-RUN_TIMEOUT = 200  # seconds; a run takes about 45 s here (15 s of it starting Airflow)
+RUN_TIMEOUT = 200  # seconds; a run takes about 60 s here (12 s of it starting Airflow)
 
 # What edihub.demo makes its partners send, and how each file must end (see its docstring):
-# (sender, file) -> (state, records total, loaded, rejected)
+# (feed, sender, file) -> (state, records total, loaded, rejected)
 EXPECTED = {
-    ("P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
-    ("P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
-    ("D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),
-    ("D20001", "FSE_D20001_000002.xml"): ("rejected", 5, 0, 5),
+    ("fse", "P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
+    ("fse", "P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
+    ("fse", "D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),
+    ("fse", "D20001", "FSE_D20001_000002.xml"): ("rejected", 5, 0, 5),
+    ("pharmacy", "PH000001", "PHA_PH000001_00000001.txt"): ("loaded", 20, 20, 0),
+    ("pharmacy", "PH000002", "PHA_PH000002_00000001.txt"): ("loaded", 18, 18, 0),
+    # one invoice with a line amount that is not quantity x unit price (PHA-R08)
+    ("pharmacy", "PH000002", "PHA_PH000002_00000002.txt"): ("loaded_with_errors", 6, 5, 1),
 }
 
 
@@ -78,7 +84,7 @@ def inbound_files(state: Path) -> list[dict[str, Any]]:
             conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur,
         ):
             cur.execute(
-                "SELECT sender, remote_name, state, records_total, records_loaded,"
+                "SELECT feed, sender, remote_name, state, records_total, records_loaded,"
                 " records_rejected, ack_path FROM edi.inbound_file ORDER BY id"
             )
             rows = [dict(r) for r in cur.fetchall()]
@@ -98,11 +104,13 @@ def test_edihub_run_collects_the_demo_files_and_leaves_nothing_running(tmp_path:
     ui = re.search(r"Airflow UI: (http://127\.0\.0\.1:\d+)\s+\(user admin, password (\S+)\)", out)
     assert ui, out
     assert ui.group(2) == password
-    assert "Run manual__" in out and "collect_fse: success" in out, out
+    assert {feed for feed, _, _ in EXPECTED} == set(FEEDS)  # the demo covers every feed
+    for feed in FEEDS:  # every feed's collect DAG ran, and succeeded
+        assert re.search(rf"Run manual__\S+ of collect_{feed}: success", out), out
 
     rows = inbound_files(state)
     outcome = {
-        (r["sender"], r["remote_name"]): (
+        (r["feed"], r["sender"], r["remote_name"]): (
             r["state"],
             r["records_total"],
             r["records_loaded"],

@@ -1,9 +1,10 @@
 """``edihub run``: the embedded stack, one run of the hub's main job, and a report.
 
 Starts what a fresh machine lacks (PostgreSQL from a wheel, the in-process SFTP server,
-Airflow standalone), drops the demo partners' files on the SFTP server as the partners would,
-runs the ``collect_fse`` DAG under Airflow's real scheduler, prints what happened and where
-to look, then stops everything (``--keep-up``: after Ctrl-C).
+Airflow standalone), drops the demo partners' files on the SFTP server as the partners would
+(each in the inbound folder of its feed), runs the ``collect_<feed>`` DAG of every feed under
+Airflow's real scheduler, prints what happened and where to look, then stops everything
+(``--keep-up``: after Ctrl-C).
 
 State lives in one folder (``--state-dir``), reused by the next run: keys, databases, the
 SFTP tree, AIRFLOW_HOME. Rerunning resends the same demo files; the hub acknowledges them as
@@ -33,7 +34,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from edihub.config import REPO_ROOT, Settings
+from edihub.feeds import FEEDS
 from edihub.stack.airflow import (
+    TERMINAL_RUN_STATES,
+    TERMINAL_TI_STATES,
     AirflowClient,
     AirflowError,
     AirflowStandalone,
@@ -43,14 +47,14 @@ from edihub.stack.airflow import (
 )
 
 if TYPE_CHECKING:  # imported where used: they are slow, and start things at import
+    from edihub.demo import DemoFile
     from edihub.sftp.client import SftpEndpoint
     from edihub.sftp.server import EmbeddedSftpServer
     from edihub.stack.postgres import EmbeddedPostgres
 
 log = logging.getLogger(__name__)
 
-DAG_ID = "collect_fse"
-FEED = "fse"
+DAG_IDS = {feed: f"collect_{feed}" for feed in FEEDS}  # feed -> its collect DAG
 HUB_ACCOUNT = "hub"
 SETTLE_SECONDS = 1  # the demo's files are complete when dropped (atomic put): no need to wait
 DEFAULT_TIMEOUT = 900.0  # first start migrates Airflow's metadata DB: about 15 s here, slower on CI
@@ -151,8 +155,9 @@ class Stack:
         problems: list[str] = []
         if self.client is not None:
             # Paused again, so that the next start schedules nothing before we say so.
-            with contextlib.suppress(Exception):
-                self.client.set_paused(DAG_ID, True)
+            for dag_id in DAG_IDS.values():
+                with contextlib.suppress(Exception):
+                    self.client.set_paused(dag_id, True)
             self.client.close()
             self.client = None
         if self.airflow is not None:
@@ -284,19 +289,31 @@ def start_database(stack: Stack, steps: Steps) -> None:
     stack.connections["AIRFLOW_CONN_EDI_POSTGRES"] = json.dumps(_connection_from_dsn(stack.hub_dsn))
 
 
-def write_demo_data(stack: Stack, steps: Steps) -> dict[str, list[Path]]:
+def _per_feed(files: dict[str, list[DemoFile]]) -> dict[str, dict[str, int]]:
+    """feed -> partner -> number of files, in FEEDS order."""
+    counts: dict[str, dict[str, int]] = {feed: {} for feed in FEEDS}
+    for partner, demo_files in files.items():
+        for f in demo_files:
+            counts[f.feed][partner] = counts[f.feed].get(partner, 0) + 1
+    return {feed: c for feed, c in counts.items() if c}
+
+
+def write_demo_data(stack: Stack, steps: Steps) -> dict[str, list[DemoFile]]:
     from edihub.demo import write_demo
     from edihub.load.registry import load_registry
 
     with steps.step("Writing the demo data") as line:
         demo = write_demo(stack.state_dir / "demo", dt.date.today())
+        unknown = {f.feed for fs in demo.files.values() for f in fs} - set(FEEDS)
+        if unknown:
+            raise RuntimeError(f"demo files for feeds not in edihub.feeds: {sorted(unknown)}")
         counts = load_registry(stack.hub_dsn, demo.registry_dir)
-        files = sum(len(v) for v in demo.files.values())
-        registry = ", ".join(f"{t.split('.')[-1]} {n}" for t, n in counts.items())
-        line.done(
-            f"Demo data: {files} FSE files from {len(demo.files)} partners; "
-            f"registry loaded ({registry})"
+        per_feed = ", ".join(
+            f"{sum(c.values())} {feed} files from {len(c)} partners"
+            for feed, c in _per_feed(demo.files).items()
         )
+        registry = ", ".join(f"{t.split('.')[-1]} {n}" for t, n in counts.items())
+        line.done(f"Demo data: {per_feed}; registry loaded ({registry})")
     return demo.files
 
 
@@ -365,7 +382,7 @@ def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, Sft
             partner_keys: dict[str, Path] = {}
             for partner in partners:
                 home = root / layout.partner_root(partner).lstrip("/")
-                for sub in (f"inbound/{FEED}", "outbound/acks"):
+                for sub in (*(f"inbound/{feed}" for feed in FEEDS), "outbound/acks"):
                     (home / sub).mkdir(parents=True, exist_ok=True)
                 partner_keys[partner], public = _key_pair(keys, f"partner_{partner}_ed25519")
                 accounts.append(SftpAccount(partner, home, [public]))
@@ -397,27 +414,29 @@ def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, Sft
 
 
 def send_files(
-    stack: Stack, steps: Steps, files: dict[str, list[Path]], endpoints: dict[str, SftpEndpoint]
+    stack: Stack,
+    steps: Steps,
+    files: dict[str, list[DemoFile]],
+    endpoints: dict[str, SftpEndpoint],
 ) -> None:
     from edihub.sftp import layout
     from edihub.sftp.client import connect, put_atomic
 
     with steps.step("Partners sending their files") as line:
-        sent: list[str] = []
-        for partner, paths in files.items():
+        for partner, demo_files in files.items():
             endpoint = endpoints[partner]
-            if endpoint.username == partner:  # as the partner: its chroot is its own folder
-                folder = layout.PARTNER_VIEW_INBOUND.format(feed=FEED)
-            else:
-                folder = layout.inbound_dir(partner, FEED)
             with connect(endpoint) as sftp:
-                for path in paths:
+                for feed, path in demo_files:
+                    if endpoint.username == partner:  # as the partner: chrooted to its folder
+                        folder = layout.PARTNER_VIEW_INBOUND.format(feed=feed)
+                    else:
+                        folder = layout.inbound_dir(partner, feed)
                     put_atomic(sftp, path, f"{folder}/{path.name}")
-            sent.append(f"{partner} {len(paths)}")
-        line.done(
-            f"Partners put {sum(len(p) for p in files.values())} files in /inbound/{FEED}/ "
-            f"({', '.join(sent)})"
+        sent = "; ".join(
+            f"/inbound/{feed}/: " + ", ".join(f"{p} {n}" for p, n in counts.items())
+            for feed, counts in _per_feed(files).items()
         )
+        line.done(f"Partners put {sum(len(f) for f in files.values())} files ({sent})")
 
 
 def start_airflow(stack: Stack, steps: Steps, deadline: float) -> str:
@@ -436,58 +455,109 @@ def start_airflow(stack: Stack, steps: Steps, deadline: float) -> str:
         env=env,
         # No scheduled runs: an unpaused 5-minute DAG with catchup=False gets a run for the
         # latest interval at once, which would race ours (max_active_runs=1) and take the
-        # files. With --keep-up, collect_fse runs when triggered (UI, REST), not by clock.
+        # files. With --keep-up, the collect DAGs run when triggered (UI, REST), not by clock.
         use_job_schedule=False,
     )
     with steps.step("Starting Airflow (standalone)") as line:
         stack.airflow.start()
         stack.airflow.wait_healthy(deadline)
         line.done(f"Airflow: standalone up at {stack.airflow.url}, scheduler healthy")
-    with steps.step(f"Waiting for DAG {DAG_ID} to be parsed") as line:
+    dags = ", ".join(DAG_IDS.values())
+    with steps.step(f"Waiting for DAGs {dags} to be parsed") as line:
         password = stack.airflow.admin_password(deadline)
         stack.client = stack.airflow.client(password)
-        stack.airflow.wait_dag(stack.client, DAG_ID, deadline)
-        line.done(f"Airflow: DAG {DAG_ID} parsed")
+        for dag_id in DAG_IDS.values():
+            stack.airflow.wait_dag(stack.client, dag_id, deadline)
+        line.done(f"Airflow: DAGs {dags} parsed")
     return password
 
 
-def trigger_run(stack: Stack, steps: Steps) -> str:
-    """Unpause the DAG and trigger a run; return its run id."""
+def trigger_runs(stack: Stack, steps: Steps) -> dict[str, str]:
+    """Unpause every feed's collect DAG and trigger a run of each; return dag id -> run id."""
     client = stack.client
     assert client is not None
-    with steps.step(f"Triggering {DAG_ID}") as line:
-        # A run cut short by an earlier stop (Ctrl-C) would resume first and take the files
-        # (max_active_runs=1). Abandoning it is safe: what it did not commit, ours redoes.
-        for old in client.dag_runs(DAG_ID, state=["queued", "running"]):
-            client.set_run_state(
-                DAG_ID, old["dag_run_id"], "failed", note="abandoned: the hub was stopped"
-            )
-            steps.note(f"marked {old['dag_run_id']} failed: cut short by an earlier stop")
-        run = client.trigger(DAG_ID, note="edihub run")
-        assert run is not None  # no logical date: never a conflict
-        client.set_paused(DAG_ID, False)
-        run_id = str(run["dag_run_id"])
-        line.done(f"Airflow: {DAG_ID} unpaused, run {run_id} triggered")
-    return run_id
+    runs: dict[str, str] = {}
+    with steps.step(f"Triggering {', '.join(DAG_IDS.values())}") as line:
+        for dag_id in DAG_IDS.values():
+            # A run cut short by an earlier stop (Ctrl-C) would resume first and take the
+            # files (max_active_runs=1). Abandoning it is safe: what it did not commit, ours
+            # redoes.
+            for old in client.dag_runs(dag_id, state=["queued", "running"]):
+                client.set_run_state(
+                    dag_id, old["dag_run_id"], "failed", note="abandoned: the hub was stopped"
+                )
+                steps.note(
+                    f"marked {dag_id} {old['dag_run_id']} failed: cut short by an earlier stop"
+                )
+            run = client.trigger(dag_id, note="edihub run")
+            assert run is not None  # no logical date: never a conflict
+            client.set_paused(dag_id, False)
+            runs[dag_id] = str(run["dag_run_id"])
+        line.done(
+            "Airflow: unpaused and triggered "
+            + ", ".join(f"{dag_id} (run {run_id})" for dag_id, run_id in runs.items())
+        )
+    return runs
 
 
-def wait_run(stack: Stack, steps: Steps, run_id: str, deadline: float) -> RunResult:
+def wait_runs(
+    stack: Stack, steps: Steps, runs: dict[str, str], deadline: float, poll: float = 1.0
+) -> list[RunResult]:
+    """Follow the runs side by side (they run at the same time) until each has ended.
+
+    One line per task instance as it finishes, prefixed with its DAG.
+    """
     client = stack.client
     assert client is not None
 
-    def show(task: TaskState) -> None:
+    def show(dag_id: str, task: TaskState) -> None:
         took = f" {task.duration:.1f} s" if task.duration is not None else ""
         retry = f" (try {task.try_number})" if task.try_number > 1 else ""
-        steps.note(f"· {task.label}: {task.state}{took}{retry}")
+        steps.note(f"· {dag_id} {task.label}: {task.state}{took}{retry}")
 
-    with steps.step(f"Running {DAG_ID}") as line:
-        result = client.wait_for_run(DAG_ID, run_id, deadline, on_task=show)
-        failed = [t.label for t in result.tasks if t.state in ("failed", "upstream_failed")]
-        line.done(
-            f"Run {run_id}: {result.state}"
-            + (f" (not done: {', '.join(failed)})" if failed else "")
-        )
-    return result
+    results: dict[str, RunResult] = {}
+    seen: set[tuple[str, str, int, int]] = set()
+    with steps.step(f"Running {', '.join(runs)}") as line:
+        while len(results) < len(runs):
+            pending: list[str] = []
+            for dag_id, run_id in runs.items():
+                if dag_id in results:
+                    continue
+                run = client.dag_run(dag_id, run_id)
+                tasks = client.task_instances(dag_id, run_id)
+                for task in tasks:
+                    key = (dag_id, task.task_id, task.map_index, task.try_number)
+                    if task.state in TERMINAL_TI_STATES and key not in seen:
+                        seen.add(key)
+                        show(dag_id, task)
+                if run["state"] in TERMINAL_RUN_STATES:
+                    results[dag_id] = RunResult(
+                        dag_id,
+                        run_id,
+                        run["state"],
+                        tasks,
+                        run.get("start_date"),
+                        run.get("end_date"),
+                    )
+                else:
+                    pending.append(
+                        f"{dag_id} {run['state']}: "
+                        + (", ".join(f"{t.label}={t.state}" for t in tasks) or "no task started")
+                    )
+            if pending and time.monotonic() > deadline:
+                raise AirflowError(f"runs still not over at the deadline ({'; '.join(pending)})")
+            if pending:
+                time.sleep(poll)
+        ordered = [results[dag_id] for dag_id in runs]
+        summaries = []
+        for result in ordered:
+            failed = [t.label for t in result.tasks if t.state in ("failed", "upstream_failed")]
+            summaries.append(
+                f"{result.dag_id} {result.state}"
+                + (f" (not done: {', '.join(failed)})" if failed else "")
+            )
+        line.done(f"Runs: {', '.join(summaries)}")
+    return ordered
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -500,7 +570,7 @@ def _inbound_files(dsn: str) -> list[dict[str, Any]]:
 
     with connect(dsn) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(
-            "SELECT id, sender, remote_name, state, records_total, records_loaded,"
+            "SELECT id, feed, sender, remote_name, state, records_total, records_loaded,"
             " records_rejected, ack_path, reason FROM edi.inbound_file ORDER BY id"
         )
         return [dict(r) for r in cur.fetchall()]
@@ -509,18 +579,18 @@ def _inbound_files(dsn: str) -> list[dict[str, Any]]:
 def report(
     stack: Stack,
     console: Console,
-    result: RunResult | None,
+    results: list[RunResult],
     first_new_id: int,
     password: str,
 ) -> None:
     airflow = stack.airflow
     console.print()
-    if result is not None:
+    for result in results:
         counts: dict[str, int] = {}
         for task in result.tasks:
             counts[str(task.state)] = counts.get(str(task.state), 0) + 1
         states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        console.print(f"[bold]Run[/] {escape(result.run_id)} of {DAG_ID}: {result.state}")
+        console.print(f"[bold]Run[/] {escape(result.run_id)} of {result.dag_id}: {result.state}")
         console.print(f"  task instances: {states}")
         for task in result.tasks:
             if task.state not in ("success", "skipped"):
@@ -535,12 +605,14 @@ def report(
         + (f" ({earlier} earlier rows not shown)" if earlier else ""),
         title_justify="left",
     )
-    for name in ("id", "sender", "remote_name", "state", "total", "loaded", "rejected", "ack"):
+    columns = ("id", "feed", "sender", "remote_name", "state", "total", "loaded", "rejected", "ack")
+    for name in columns:
         numeric = name in ("id", "total", "loaded", "rejected")
         table.add_column(name, justify="right" if numeric else "left")
     for r in new:
         table.add_row(
             str(r["id"]),
+            escape(r["feed"]),
             escape(r["sender"]),
             escape(r["remote_name"]),
             r["state"],
@@ -554,9 +626,13 @@ def report(
     for r in new:
         if r["state"] != "loaded" and r["reason"]:
             console.print(f"  {escape(r['remote_name'])} ({r['state']}): {escape(r['reason'])}")
-    loaded_now = sum(r["records_loaded"] or 0 for r in new)
-    loaded_all = sum(r["records_loaded"] or 0 for r in rows)
-    console.print(f"Records loaded: {loaded_now} by this run, {loaded_all} in all")
+    # A feed's records are its own kind (care sheets, invoices): counted per feed.
+    loaded = []
+    for feed in sorted({r["feed"] for r in rows}, key=lambda f: (f not in FEEDS, f)):
+        now = sum(r["records_loaded"] or 0 for r in new if r["feed"] == feed)
+        total = sum(r["records_loaded"] or 0 for r in rows if r["feed"] == feed)
+        loaded.append(f"{feed} {now} by this run, {total} in all")
+    console.print(f"Records loaded: {'; '.join(loaded) or 'none'}")
 
     from edihub.sftp import layout
 
@@ -647,10 +723,10 @@ def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: f
     password = start_airflow(stack, steps, deadline)
     # The files must be older than the settle time when list_files looks at them.
     time.sleep(max(0.0, SETTLE_SECONDS - (time.monotonic() - sent_at)))
-    run_id = trigger_run(stack, steps)
-    result = wait_run(stack, steps, run_id, deadline)
-    report(stack, console, result, first_new_id, password)
-    code = 0 if result.succeeded else 1
+    runs = trigger_runs(stack, steps)
+    results = wait_runs(stack, steps, runs, deadline)
+    report(stack, console, results, first_new_id, password)
+    code = 0 if results and all(r.succeeded for r in results) else 1
     if keep_up:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --keep-up ends
             _stay_up(stack, console)
@@ -664,7 +740,8 @@ def _stay_up(stack: Stack, console: Console) -> None:
     console.print(
         f"The stack is up: Airflow at {airflow.url}, partners' SFTP on "
         f"{stack.sftp.host}:{stack.sftp.port}. Scheduled runs are off in this demo stack: "
-        f"trigger {DAG_ID} in the UI to collect newly dropped files. Press Ctrl-C to stop."
+        f"trigger {' or '.join(DAG_IDS.values())} in the UI to collect newly dropped files. "
+        "Press Ctrl-C to stop."
         if stack.sftp is not None
         else f"The stack is up: Airflow at {airflow.url}. Press Ctrl-C to stop."
     )
