@@ -215,6 +215,9 @@ class FileCheck:
                 for part in parts[1:]:
                     joined = joined + spec.get("sep", "/") + part
                 frame[name] = joined
+            elif "present" in spec:
+                # 1 where the column has a value, else 0: countable, e.g. in a file summary
+                frame[name] = frame[spec["present"]].notna().astype("int64")
             elif "product" in spec:
                 left, right = spec["product"]
                 frame[name] = frame[left] * frame[right]
@@ -244,7 +247,10 @@ class FileCheck:
             elif "today" in spec:
                 params[name] = pd.Timestamp(self.today)
             elif "days_before_today" in spec:
-                params[name] = pd.Timestamp(self.today - dt.timedelta(days=self.care_window_days))
+                # a number of days, or "care_window_days" (the EDIHUB_CARE_WINDOW_DAYS setting)
+                days = spec["days_before_today"]
+                days = self.care_window_days if days == "care_window_days" else int(days)
+                params[name] = pd.Timestamp(self.today - dt.timedelta(days=days))
             elif "context" in spec:
                 params[name] = [self.context[spec["context"]]]
             else:
@@ -290,6 +296,9 @@ class FileCheck:
         for name, spec in self.contract.spec.get("summary", {}).items():
             if "header" in spec:
                 row[name] = header.get(spec["header"])
+                if spec.get("as") == "month_end" and row[name]:
+                    # a YYYY-MM period, as its last day: comparable with date parameters
+                    row[name] = pd.Timestamp(f"{row[name]}-01") + pd.offsets.MonthEnd(0)
             elif "trailer" in spec:
                 row[name] = trailer.get(spec["trailer"])
             elif "count" in spec:
