@@ -365,7 +365,8 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
     cur.execute(
         "UPDATE edi.inbound_file SET state = %s, reason_code = %s, reason = %s,"
         " batch_number = %s, format_version = %s, records_total = %s, records_loaded = %s,"
-        " records_rejected = %s, duplicate_of = %s, decided_at = now() WHERE id = %s",
+        " records_rejected = %s, duplicate_of = %s, header = %s, decided_at = now()"
+        " WHERE id = %s",
         (
             verdict.state,
             verdict.reason_code,
@@ -376,6 +377,7 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
             verdict.records_loaded,
             verdict.records_rejected,
             verdict.duplicate_of,
+            psycopg2.extras.Json(verdict.header or None),
             file_id,
         ),
     )

@@ -47,6 +47,8 @@ class Verdict:
     duplicate_of: int | None = None
     # every contract rule that ran: table, rule, on_failure, rows checked, rows failed
     rule_results: list[dict[str, Any]] = field(default_factory=list)
+    # the file's header fields, as text (dates in ISO form)
+    header: dict[str, str] = field(default_factory=dict)
 
     @property
     def records_loaded(self) -> int:
@@ -139,6 +141,11 @@ def check_file(
             batch_number=reader.header.get("batch_number"),
             format_version=str(fmt.version),
             rule_results=check.rule_results(),
+            header={
+                k: v.isoformat() if hasattr(v, "isoformat") else str(v)
+                for k, v in reader.header.items()
+                if v is not None
+            },
         )
         file_level = [v for v in file_violations if v.on_failure == REJECT_FILE]
         if file_level:

@@ -201,6 +201,9 @@ def test_the_ack_names_the_received_file_and_its_batch(hub: Hub, tmp_path: Path)
     hub.collect()
     file_el = hub.ack("FSE_1.xml").find("a:file", ACK_NS)
     assert file_el.get("batchNumber") == "000042"
+    [(header,)] = hub.query("SELECT header FROM edi.inbound_file")
+    assert header["sender"] == PRACTITIONER and header["batch_number"] == "000042"
+    assert header["created_at"].startswith("2026-11-27T09:00:00")
     assert file_el.get("sender") == PRACTITIONER
     assert len(file_el.get("sha256")) == 64
     assert dt.datetime.fromisoformat(file_el.get("receivedAt"))
