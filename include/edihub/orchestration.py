@@ -26,17 +26,10 @@ log = logging.getLogger(__name__)
 
 def database_dsn(conn_id: str = POSTGRES_CONN_ID) -> str:
     from airflow.sdk import BaseHook
-    from psycopg2.extensions import make_dsn
 
-    conn = BaseHook.get_connection(conn_id)
-    params = {
-        "host": conn.host,
-        "port": conn.port,
-        "user": conn.login,
-        "password": conn.password,
-        "dbname": conn.schema,
-    }
-    return make_dsn(**{k: v for k, v in params.items() if v not in (None, "")})
+    from edihub.load.db import dsn_from_connection
+
+    return dsn_from_connection(BaseHook.get_connection(conn_id))
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -15,6 +16,18 @@ log = logging.getLogger(__name__)
 
 # Serialises concurrent migrators (two DAG runs, a CLI and a worker starting together).
 _MIGRATION_LOCK = 0x6564_6968_7562  # "edihub"
+
+
+def dsn_from_connection(conn: Any) -> str:
+    """A libpq DSN from an Airflow connection's fields (host may be a unix-socket folder)."""
+    params = {
+        "host": conn.host,
+        "port": conn.port,
+        "user": conn.login,
+        "password": conn.password,
+        "dbname": conn.schema,
+    }
+    return psycopg2.extensions.make_dsn(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
 @contextmanager

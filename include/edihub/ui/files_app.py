@@ -32,18 +32,12 @@ def database_dsn() -> str:
     url = os.environ.get("EDIHUB_DATABASE_URL")
     if url:
         return url
+    # The API server has no task context: read the connection from the secrets backends.
     from airflow.models.connection import Connection
-    from psycopg2.extensions import make_dsn
 
-    conn = Connection.get_connection_from_secrets(POSTGRES_CONN_ID)
-    params = {
-        "host": conn.host,
-        "port": conn.port,
-        "user": conn.login,
-        "password": conn.password,
-        "dbname": conn.schema,
-    }
-    return make_dsn(**{k: v for k, v in params.items() if v not in (None, "")})
+    from edihub.load.db import dsn_from_connection
+
+    return dsn_from_connection(Connection.get_connection_from_secrets(POSTGRES_CONN_ID))
 
 
 @contextmanager
