@@ -27,7 +27,8 @@ class Settings:
     contracts_dir    EDIHUB_CONTRACTS_DIR      data contracts (contracts/ of the repository)
     max_file_bytes   EDIHUB_MAX_FILE_BYTES     larger inbound files are quarantined unread
     settle_seconds   EDIHUB_SETTLE_SECONDS     an inbound file must be this old and unchanged
-    care_window_days EDIHUB_CARE_WINDOW_DAYS   oldest accepted date of care, in days before today
+    care_window_days EDIHUB_CARE_WINDOW_DAYS   oldest accepted date of care or dispensing, in days
+    declaration_window_days EDIHUB_DECLARATION_WINDOW_DAYS   oldest salary period, in days
     """
 
     state_dir: Path
@@ -36,6 +37,7 @@ class Settings:
     max_file_bytes: int
     settle_seconds: int
     care_window_days: int
+    declaration_window_days: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,7 +48,16 @@ class Settings:
             max_file_bytes=_int("EDIHUB_MAX_FILE_BYTES", 2 * 1024**3),
             settle_seconds=_int("EDIHUB_SETTLE_SECONDS", 10),
             care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
+            declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
         )
+
+    @property
+    def windows(self) -> dict[str, int]:
+        """The day windows data contracts may name (``days_before_today: <name>``)."""
+        return {
+            "care_window_days": self.care_window_days,
+            "declaration_window_days": self.declaration_window_days,
+        }
 
     @property
     def landing_dir(self) -> Path:

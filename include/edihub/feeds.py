@@ -4,4 +4,5 @@ each. Adding a feed is an entry here plus its contract files."""
 FEEDS = {
     "fse": "electronic care sheets (FSE) from doctors' and dentists' software (XML)",
     "pharmacy": "invoices of the teletransmitting pharmacies (fixed-width, B2/NOEMIE style)",
+    "payroll": "employers' monthly salary declarations, in the style of the CSM's DSM 2.0 (XML)",
 }

@@ -10,6 +10,7 @@ whenever a contract changes without ``edihub docs formats`` being run again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import tempfile
 from collections.abc import Callable
@@ -262,8 +263,29 @@ class _Xsd:
             occurs = "1" if attr.get("use") == "required" else "0..1"
             nodes.append(XsdNode(f"{path}/@{attr.get('name')}", shown, occurs, "; ".join(facets)))
         for group in holder.findall(f"{{{XS}}}sequence"):
-            for child in group.findall(f"{{{XS}}}element"):
-                nodes += self.walk(child, path)
+            nodes += self._particles(group, path)
+        return nodes
+
+    def _particles(self, group: Any, path: str) -> list[XsdNode]:
+        """The elements of a sequence in order, those of a nested choice marked as such."""
+        nodes: list[XsdNode] = []
+        for particle in group:
+            if not isinstance(particle.tag, str):  # comments
+                continue
+            kind = etree.QName(particle).localname
+            if kind == "element":
+                nodes += self.walk(particle, path)
+            elif kind == "sequence":
+                nodes += self._particles(particle, path)
+            elif kind == "choice":
+                inner = self._particles(particle, path)
+                depth = path.count("/") + 1
+                nodes += [
+                    dataclasses.replace(n, occurs=f"one of a choice ({n.occurs})")
+                    if n.path.count("/") == depth
+                    else n
+                    for n in inner
+                ]
         return nodes
 
 
@@ -292,6 +314,8 @@ _HUB_TYPES = {
     "timestamp": "date and time",
     "cents": "euros, loaded as cents",
 }
+# Fields of the "cents" type (two decimals, loaded as hundredths) that are not money.
+_HUNDREDTHS = {"hours_worked": "hours, loaded as hundredths of an hour"}
 
 
 def _xml_structure(fmt: FormatContract) -> list[str]:
@@ -302,7 +326,7 @@ def _xml_structure(fmt: FormatContract) -> list[str]:
         hub = ""
         if node.path in loaded:
             table, f = loaded[node.path]
-            hub = f"`{table}.{f.name}` ({_HUB_TYPES[f.type]})"
+            hub = f"`{table}.{f.name}` ({_HUNDREDTHS.get(f.name, _HUB_TYPES[f.type])})"
         rows.append([_code(node.path), node.type, node.occurs, node.restrictions or "—", hub])
     children = fmt.record.children
     lines = [
@@ -489,10 +513,23 @@ def _pharmacy_example(path: Path) -> Path:
     return write_pharmacy_file(path, "PH000001", "00000001", invoices, EXAMPLE_DATE)
 
 
+def _payroll_example(path: Path) -> Path:
+    from edihub.payroll_writer import SalaryLine, write_payroll_file
+
+    lines = [
+        SalaryLine("123456", "ROSSI", "Maria", Decimal("151.67"), gross_salary=Decimal("2305.69")),
+        SalaryLine("654321", "BIANCHI", "Luca", Decimal("86.67"), net_salary=Decimal("1200.00")),
+    ]
+    created = dt.datetime.combine(EXAMPLE_DATE, dt.time(9, 0))
+    period = EXAMPLE_DATE.strftime("%Y-%m")
+    return write_payroll_file(path, "EMP001", "000001", period, lines, created, "household")
+
+
 # (feed, version) -> writes a small valid file of that version to the path given
 EXAMPLES: dict[tuple[str, int], tuple[str, Callable[[Path], Path]]] = {
     ("fse", 1): ("FSE_P10001_000001.xml", _fse_example),
     ("pharmacy", 1): ("PH000001_00000001.txt", _pharmacy_example),
+    ("payroll", 1): ("DSM_EMP001_000001.xml", _payroll_example),
 }
 
 

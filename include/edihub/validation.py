@@ -193,7 +193,7 @@ def _file_check(
         cents=frozenset(cents),
         context={"account": account},
         lookup=lookup,
-        care_window_days=settings.care_window_days,
+        windows=settings.windows,
     )
 
 

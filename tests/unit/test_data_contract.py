@@ -151,3 +151,21 @@ def test_offline_check_skips_registry_rules(tmp_path: Path) -> None:
     sheets = [sheet(1, practitioner_id="P99999"), sheet(2)]
     verdict, errors = check_file(fse_file(tmp_path / "f.xml", sheets), SETTINGS, "fse", None, None)
     assert verdict.state == "loaded" and errors == []
+
+
+def test_a_misspelt_expectation_type_is_refused(tmp_path: Path) -> None:
+    """GX alone would drop it with a log line, and the rule would never run."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    from edihub.contracts.engine import DataContract, validate_frame
+
+    folder = tmp_path / "v1"
+    shutil.copytree(SETTINGS.contracts_dir / "fse" / "v1", folder)
+    suite = json.loads((folder / "act.json").read_text())
+    suite["expectations"][0]["type"] = "expect_column_values_to_be_betwen"
+    (folder / "act.json").write_text(json.dumps(suite))
+    with pytest.raises(ValueError, match="unknown expectation type"):
+        validate_frame(DataContract.load(folder), "act", pd.DataFrame({"amount": [1]}), {})

@@ -92,6 +92,7 @@ def test_the_embedded_examples_are_loaded_by_the_hub(
     # The examples carry fixed dates so that the docs do not change every day; widen the
     # care window so that they stay inside it whatever day the tests run.
     monkeypatch.setenv("EDIHUB_CARE_WINDOW_DAYS", "36500")
+    monkeypatch.setenv("EDIHUB_DECLARATION_WINDOW_DAYS", "36500")
     examples = EXAMPLE_BLOCK.findall(_page(feed))
     assert len(examples) == len(feed_formats(Settings.from_env().formats_dir, feed))
     for name, text in examples:

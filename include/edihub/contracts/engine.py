@@ -112,6 +112,12 @@ def _suite(contract: DataContract, table: str, skip: frozenset[str]) -> Any:
     name = f"{raw['name']}:{contract.folder}:{','.join(sorted(skip))}"
     if name not in _SUITES:
         suite = gx.ExpectationSuite(name=name, expectations=expectations, meta=raw.get("meta"))
+        # GX drops an expectation it does not know with a mere log line: a misspelt type
+        # would be a rule that silently never runs.
+        if len(suite.expectations) != len(expectations):
+            known = {e.expectation_type for e in suite.expectations}
+            lost = sorted({e["type"] for e in expectations} - known)
+            raise ValueError(f"{contract.folder}/{table}.json: unknown expectation type(s) {lost}")
         _SUITES[name] = _gx().suites.add(suite)
     return _SUITES[name]
 
@@ -191,7 +197,7 @@ class FileCheck:
     cents: frozenset[str]
     context: dict[str, Any]
     lookup: Lookup | None
-    care_window_days: int
+    windows: dict[str, int]  # named day windows (Settings.windows)
     today: dt.date = field(default_factory=dt.date.today)
     seen_ids: set[Any] = field(default_factory=set)
     records_found: int = 0
@@ -210,7 +216,13 @@ class FileCheck:
     def _derive(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
         for name, spec in self.contract.spec.get("derived", {}).get(table, {}).items():
             if "join" in spec:
-                parts = [frame[c].astype("string") for c in spec["join"]]
+                # columns, or {literal: text} for a constant part
+                parts = [
+                    pd.Series(c["literal"], index=frame.index, dtype="string")
+                    if isinstance(c, dict)
+                    else frame[c].astype("string")
+                    for c in spec["join"]
+                ]
                 joined = parts[0]
                 for part in parts[1:]:
                     joined = joined + spec.get("sep", "/") + part
@@ -246,10 +258,12 @@ class FileCheck:
                 )
             elif "today" in spec:
                 params[name] = pd.Timestamp(self.today)
+                if spec.get("as") == "month_end":  # the current month counts as begun
+                    params[name] += pd.offsets.MonthEnd(0)
             elif "days_before_today" in spec:
-                # a number of days, or "care_window_days" (the EDIHUB_CARE_WINDOW_DAYS setting)
+                # a number of days, or the name of a setting (Settings.windows)
                 days = spec["days_before_today"]
-                days = self.care_window_days if days == "care_window_days" else int(days)
+                days = self.windows[days] if isinstance(days, str) else int(days)
                 params[name] = pd.Timestamp(self.today - dt.timedelta(days=days))
             elif "context" in spec:
                 params[name] = [self.context[spec["context"]]]

@@ -1,0 +1,116 @@
+"""The payroll feed (XML, no child records) through the same collection, on the real servers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edihub.load.registry import load_registry
+from tests.fixtures.fse import registry_csvs
+from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
+from tests.fixtures.payroll import EMPLOYER, line, payroll_file, period_months_ago
+
+
+@pytest.fixture
+def hub(sftp_server: Any, dsn: str, tmp_path: Path) -> Hub:
+    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    return make_hub(sftp_server, EMPLOYER, dsn, tmp_path / "state", "payroll")
+
+
+def test_clean_declaration_is_loaded(hub: Hub, tmp_path: Path) -> None:
+    hub.send(payroll_file(tmp_path / "DSM_1.xml"))
+    hub.collect()
+    assert hub.files() == [("DSM_1.xml", "loaded", None, 2, True, True)]
+    assert hub.query(
+        "SELECT sender, employee_id, record_no, last_name, hours_worked, gross_salary,"
+        " net_salary, base_ccss, base_car, teleworking"
+        " FROM edi.payroll_salary_line ORDER BY record_no"
+    ) == [
+        (EMPLOYER, "654321", 1, "Employee1", 15167, 325000, None, 325000, 325000, False),
+        (EMPLOYER, "123456", 2, "Employee2", 15167, 325000, None, 325000, 325000, True),
+    ]
+    assert ack_status(hub.ack("DSM_1.xml")) == ("accepted", "A")
+
+
+def test_household_net_salary_is_loaded(hub: Hub, tmp_path: Path) -> None:
+    lines = [
+        line(1, gross_salary=None, net_salary=Decimal("1500.00"), base_ccss=None, base_car=None),
+        line(2, teleworking=None),
+    ]
+    hub.send(payroll_file(tmp_path / "DSM_2.xml", lines, employer_kind="household"))
+    hub.collect()
+    assert [(s, loaded) for _, s, _, loaded, *_ in hub.files()] == [("loaded", 2)]
+    assert hub.query(
+        "SELECT employee_id, gross_salary, net_salary, base_ccss, teleworking"
+        " FROM edi.payroll_salary_line ORDER BY record_no"
+    ) == [("654321", None, 150000, None, False), ("123456", 325000, None, 325000, None)]
+
+
+def test_record_rules_reject_the_line_only(hub: Hub, tmp_path: Path) -> None:
+    lines = [
+        line(1),
+        line(2, employee_id="999999"),
+        line(3, employee_id="123456", gross_salary=Decimal("-1.00"), base_ccss=None),
+        line(4, employee_id="654321"),
+    ]
+    hub.send(payroll_file(tmp_path / "DSM_3.xml", lines))
+    hub.collect()
+    [(_, state, _, loaded, *_)] = hub.files()
+    assert (state, loaded) == ("loaded_with_errors", 1)
+    errors = {
+        (e.get("record"), e.get("rule"))
+        for e in hub.ack("DSM_3.xml").iterfind(".//a:error", ACK_NS)
+    }
+    assert errors == {("2", "PAY-R02"), ("3", "PAY-R04"), ("4", "PAY-R01")}
+    assert hub.query("SELECT employee_id FROM edi.payroll_salary_line") == [("654321",)]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        (
+            {
+                "lines": [line(1, gross_salary=None, net_salary=Decimal("9.00"), base_ccss=None)],
+                "employer_kind": "company",
+            },
+            "PAY-F05",
+        ),
+        ({"period": period_months_ago(-1)}, "PAY-F04"),
+        ({"sender": "EMP002"}, "PAY-F01"),
+    ],
+    ids=["company-net", "future-period", "other-sender"],
+)
+def test_file_rules_reject_the_whole_declaration(
+    hub: Hub, tmp_path: Path, kwargs: dict[str, Any], reason: str
+) -> None:
+    hub.send(payroll_file(tmp_path / "DSM_4.xml", **kwargs))
+    hub.collect()
+    assert [(s, r) for _, s, r, *_ in hub.files()] == [("rejected", reason)]
+    assert hub.query("SELECT count(*) FROM edi.payroll_salary_line") == [(0,)]
+    assert hub.inbox() == []
+    error = hub.ack("DSM_4.xml").find("a:errors/a:error", ACK_NS)
+    assert error.get("rule") == reason and error.text
+
+
+def test_both_salaries_is_a_schema_violation(hub: Hub, tmp_path: Path) -> None:
+    path = payroll_file(tmp_path / "DSM_5.xml")
+    text = path.read_text()
+    path.write_text(text.replace("</grossSalary>", "</grossSalary><netSalary>1.00</netSalary>", 1))
+    hub.send(path)
+    hub.collect()
+    assert [(s, r) for _, s, r, *_ in hub.files()] == [("rejected", "SCHEMA_VIOLATION")]
+
+
+def test_each_month_is_a_new_declaration_of_the_same_employees(hub: Hub, tmp_path: Path) -> None:
+    hub.send(payroll_file(tmp_path / "a.xml", period=period_months_ago(2)))
+    hub.collect()
+    hub.send(payroll_file(tmp_path / "b.xml", batch="000002", period=period_months_ago(1)))
+    hub.collect()
+    assert [(s, loaded) for _, s, _, loaded, *_ in hub.files()] == [("loaded", 2), ("loaded", 2)]
+    assert hub.query(
+        "SELECT employee_id, count(DISTINCT file_id) FROM edi.payroll_salary_line"
+        " GROUP BY employee_id ORDER BY employee_id"
+    ) == [("123456", 2), ("654321", 2)]
