@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from edihub.fse_writer import Act, CareSheet, write_fse_file
+from edihub.payroll_writer import SalaryLine, write_payroll_file
 from edihub.pharmacy_writer import Invoice, Line, write_pharmacy_file
 
 PRACTITIONERS = [
@@ -207,4 +208,36 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
     wrong = with_errors[3].lines[0]
     wrong.amount = wrong.quantity * wrong.unit_price + 100
     send_pharmacy("PH000002", "00000002", with_errors)
+
+    # Last month's salary declarations: a company declaring gross salaries, and a household
+    # employer declaring its domestic staff's net salaries (the hub computes the gross).
+    payroll_outbox = out_dir / "payroll"
+    payroll_outbox.mkdir(parents=True, exist_ok=True)
+    period = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    employees = [number for number, rank in insured if rank == 0]
+    erng = random.Random(f"payroll-{seed}")
+
+    def declare(employer: str, kind: str, lines: list[SalaryLine]) -> None:
+        path = write_payroll_file(
+            payroll_outbox / f"DSM_{employer}_{period}.xml",
+            employer,
+            "000001",
+            period,
+            lines,
+            created,
+            kind,
+        )
+        files.setdefault(employer, []).append(DemoFile("payroll", path))
+
+    staff = erng.sample(employees, 14)
+    declare("EMP0001", "company", [
+        SalaryLine(number, f"NOM{i:02d}", "Prenom", Decimal("151.67"),
+                   gross_salary=Decimal(erng.randint(2200_00, 6500_00)) / 100)
+        for i, number in enumerate(staff[:12])
+    ])  # fmt: skip
+    declare("EMP0002", "household", [
+        SalaryLine(number, f"NOM{i:02d}", "Prenom", Decimal("86.67"),
+                   net_salary=Decimal(erng.randint(900_00, 1800_00)) / 100)
+        for i, number in enumerate(staff[12:])
+    ])  # fmt: skip
     return DemoSet(registry_dir=registry, files=files)

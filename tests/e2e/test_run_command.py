@@ -9,6 +9,7 @@ acknowledgment files, the process table.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -30,6 +31,7 @@ from edihub.stack.run import postgres_processes
 
 pytestmark = pytest.mark.airflow
 
+LAST_MONTH = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
 RUN_TIMEOUT = 200  # seconds; a run takes about 60 s here (12 s of it starting Airflow)
 
 # What edihub.demo makes its partners send, and how each file must end (see its docstring):
@@ -43,6 +45,8 @@ EXPECTED = {
     ("pharmacy", "PH000002", "PHA_PH000002_00000001.txt"): ("loaded", 18, 18, 0),
     # one invoice with a line amount that is not quantity x unit price (PHA-R08)
     ("pharmacy", "PH000002", "PHA_PH000002_00000002.txt"): ("loaded_with_errors", 6, 5, 1),
+    ("payroll", "EMP0001", f"DSM_EMP0001_{LAST_MONTH}.xml"): ("loaded", 12, 12, 0),
+    ("payroll", "EMP0002", f"DSM_EMP0002_{LAST_MONTH}.xml"): ("loaded", 2, 2, 0),
 }
 
 
