@@ -16,6 +16,7 @@ Order of effects, which the exactly-once guarantee rests on:
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import posixpath
@@ -324,6 +325,8 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                             file_id,
                             row["sender"],
                         )
+                    if row["feed"] in AFTER_LOAD:
+                        _after_load(row["feed"])(cur, file_id, verdict.header)
                 _record_errors(cur, file_id, errors)
                 _record_rule_results(cur, file_id, verdict.rule_results)
                 _set_state(cur, file_id, verdict)
@@ -352,6 +355,15 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
         "loaded %s-%d: %s, %d rows", row["feed"], file_id, verdict.state, verdict.records_loaded
     )
     return file_id
+
+
+# Feed-specific work done on the loaded rows, in the load's transaction (module:function).
+AFTER_LOAD = {"payroll": "edihub.payroll.declarations:compute_file"}
+
+
+def _after_load(feed: str) -> Any:
+    module, function = AFTER_LOAD[feed].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _format_of(settings: Settings, feed: str, version: str | None) -> FormatContract:

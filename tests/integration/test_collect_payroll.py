@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from edihub.load.registry import load_registry
+from edihub.payroll.gross_net import contributions, gross_from_net
+from edihub.payroll.rates import parameters_for
 from tests.fixtures.fse import registry_csvs
 from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
 from tests.fixtures.payroll import EMPLOYER, line, payroll_file, period_months_ago
@@ -114,3 +116,37 @@ def test_each_month_is_a_new_declaration_of_the_same_employees(hub: Hub, tmp_pat
         "SELECT employee_id, count(DISTINCT file_id) FROM edi.payroll_salary_line"
         " GROUP BY employee_id ORDER BY employee_id"
     ) == [("123456", 2), ("654321", 2)]
+
+
+def test_the_hub_computes_gross_and_dues_when_the_declaration_loads(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """A household with one part-time employee declared net: the hub finds the gross that
+    gives that net under the period's rates, and CCSS is due on a third of it."""
+    period = period_months_ago(1)
+    p = parameters_for(period)
+    lines = [line(1, hours_worked=Decimal("86.67"), gross_salary=None,
+                  net_salary=Decimal("1200.00"), base_ccss=None, base_car=None)]  # fmt: skip
+    hub.send(payroll_file(tmp_path / "DSM_3.xml", lines, employer_kind="household", period=period))
+    hub.collect()
+    [(gross, net, computed, ccss_base, ccss, employee_total)] = hub.query(
+        "SELECT gross, net, gross_computed, ccss_base, ccss_employer,"
+        " car_employee + ac_employee + supplementary_employee FROM edi.payroll_contribution"
+    )
+    expected = gross_from_net(Decimal("1200.00"), p)
+    assert (Decimal(gross) / 100, net, computed) == (expected, 120000, True)
+    assert gross - employee_total == net
+    dues = contributions(expected, p, household_reduced_base=True)
+    assert (Decimal(ccss_base) / 100, Decimal(ccss) / 100) == (dues.ccss_base, dues.ccss_employer)
+    assert dues.ccss_base == (expected * Decimal("0.33")).quantize(Decimal("0.01"))
+
+
+def test_a_company_pays_ccss_on_the_whole_declared_gross(hub: Hub, tmp_path: Path) -> None:
+    period = period_months_ago(1)
+    hub.send(payroll_file(tmp_path / "DSM_4.xml", [line(1)], period=period))
+    hub.collect()
+    [(gross, computed, ccss_base)] = hub.query(
+        "SELECT gross, gross_computed, ccss_base FROM edi.payroll_contribution"
+    )
+    ceiling = int(parameters_for(period)["ccss_ceiling"] * 100)
+    assert not computed and ccss_base == min(gross, ceiling)
