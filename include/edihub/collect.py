@@ -326,7 +326,7 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                             row["sender"],
                         )
                     if row["feed"] in AFTER_LOAD:
-                        _after_load(row["feed"])(cur, file_id, verdict.header)
+                        _hook(AFTER_LOAD[row["feed"]])(cur, file_id, verdict.header)
                 _record_errors(cur, file_id, errors)
                 _record_rule_results(cur, file_id, verdict.rule_results)
                 _set_state(cur, file_id, verdict)
@@ -357,12 +357,14 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
     return file_id
 
 
-# Feed-specific work done on the loaded rows, in the load's transaction (module:function).
+# Feed-specific work (module:function): on the loaded rows, in the load's transaction; and
+# what is returned to the sender besides the ack, written just before it.
 AFTER_LOAD = {"payroll": "edihub.payroll.declarations:compute_file"}
+AFTER_ACK = {"payroll": "edihub.payroll.payslips:publish"}
 
 
-def _after_load(feed: str) -> Any:
-    module, function = AFTER_LOAD[feed].split(":")
+def _hook(target: str) -> Any:
+    module, function = target.split(":")
     return getattr(importlib.import_module(module), function)
 
 
@@ -478,6 +480,9 @@ def acknowledge(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
         errors = [AckError(*r) for r in cur.fetchall()]
         cur.execute("SELECT count(*) FROM edi.file_error WHERE file_id = %s", (file_id,))
         total = int(cur.fetchone()[0])
+        if row["feed"] in AFTER_ACK and row["state"] in ("loaded", "loaded_with_errors"):
+            # Before the ack: the ack marks the file done, so a crash here is redone.
+            _hook(AFTER_ACK[row["feed"]])(sftp, conn, row)
         body = build_ack(row, errors, total, _now())
         path = posixpath.join(
             layout.acks_dir(row["sender"]), ack_file_name(file_id, row["remote_name"])

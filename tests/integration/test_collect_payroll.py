@@ -150,3 +150,30 @@ def test_a_company_pays_ccss_on_the_whole_declared_gross(hub: Hub, tmp_path: Pat
     )
     ceiling = int(parameters_for(period)["ccss_ceiling"] * 100)
     assert not computed and ccss_base == min(gross, ceiling)
+
+
+def test_a_household_employer_gets_payslips_and_a_summary(hub: Hub, tmp_path: Path) -> None:
+    period = period_months_ago(1)
+    lines = [line(1, last_name="O'<Brien>", gross_salary=None, net_salary=Decimal("1200.00"),
+                  hours_worked=Decimal("86.67"), base_ccss=None, base_car=None)]  # fmt: skip
+    hub.send(payroll_file(tmp_path / "DSM_5.xml", lines, employer_kind="household", period=period))
+    hub.collect()
+    [employee] = hub.query("SELECT employee_id FROM edi.payroll_salary_line")
+    with hub.server.connect(hub.partner) as sftp:
+        folder = f"/outbound/payroll/{period}"
+        assert sorted(sftp.listdir(folder)) == [
+            f"bulletin_{employee[0]}.html",
+            "recapitulatif_cotisations.html",
+        ]
+        with sftp.open(f"{folder}/bulletin_{employee[0]}.html") as fh:
+            payslip = fh.read().decode("utf-8")
+    assert "1\u202f200.00 €" in payslip  # the net declared
+    assert "base 33 %" in payslip and "calculé à partir du net déclaré" in payslip
+    assert "&lt;Brien&gt;" in payslip and "<Brien>" not in payslip
+
+
+def test_companies_get_no_payslips_from_the_hub(hub: Hub, tmp_path: Path) -> None:
+    hub.send(payroll_file(tmp_path / "DSM_6.xml", [line(1)], period=period_months_ago(1)))
+    hub.collect()
+    with hub.server.connect(hub.partner) as sftp:
+        assert sftp.listdir("/outbound/payroll") == []

@@ -26,6 +26,20 @@ def acks_dir(partner_id: str) -> str:
     return posixpath.join(partner_root(partner_id), "outbound", "acks")
 
 
+def payslips_dir(partner_id: str, period: str) -> str:
+    """Household employers' payslips and contribution summary of a period (YYYY-MM)."""
+    return posixpath.join(partner_root(partner_id), "outbound", "payroll", period)
+
+
+def partner_folders() -> tuple[str, ...]:
+    """The folders of every partner account, relative to its root: an inbox per feed, and
+    what the hub returns. The hub writes only into folders that already exist, so that an
+    OpenSSH chroot (whose upper levels are root's) never needs the hub to create them."""
+    from edihub.feeds import FEEDS
+
+    return (*(f"inbound/{feed}" for feed in FEEDS), "outbound/acks", "outbound/payroll")
+
+
 def archive_dir(partner_id: str, feed: str, day: str) -> str:
     """``day`` is an ISO date (YYYY-MM-DD): one folder per partner, feed and day."""
     return posixpath.join("/", ARCHIVE, partner_id, feed, day)

@@ -382,7 +382,7 @@ def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, Sft
             partner_keys: dict[str, Path] = {}
             for partner in partners:
                 home = root / layout.partner_root(partner).lstrip("/")
-                for sub in (*(f"inbound/{feed}" for feed in FEEDS), "outbound/acks"):
+                for sub in layout.partner_folders():
                     (home / sub).mkdir(parents=True, exist_ok=True)
                 partner_keys[partner], public = _key_pair(keys, f"partner_{partner}_ed25519")
                 accounts.append(SftpAccount(partner, home, [public]))
