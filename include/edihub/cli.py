@@ -40,11 +40,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     url = os.environ.get("EDIHUB_DATABASE_URL")
     if url:
         from edihub.load.db import connect
-        from edihub.validation import registry_lookup
+        from edihub.validation import DatabaseLookup
 
         with connect(url) as conn:
             verdict, errors = check_file(
-                path, settings, args.feed, args.sender, registry_lookup(conn)
+                path, settings, args.feed, args.sender, DatabaseLookup(conn)
             )
     else:
         verdict, errors = check_file(path, settings, args.feed, args.sender, None)

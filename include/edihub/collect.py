@@ -44,11 +44,11 @@ from edihub.sftp import client as sftp_client
 from edihub.sftp import layout
 from edihub.validation import (
     ERROR_SCHEMA,
+    DatabaseLookup,
     StagingSink,
     Verdict,
     check_file,
     file_error,
-    registry_lookup,
 )
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,13 @@ def validate(dsn: str, settings: Settings, file_id: int) -> int:
         landing = _landing_path(settings, row["sha256"])
         try:
             verdict, errors = check_file(
-                landing, settings, row["feed"], row["sender"], registry_lookup(conn), sink
+                landing,
+                settings,
+                row["feed"],
+                row["sender"],
+                DatabaseLookup(conn),
+                sink,
+                name=row["remote_name"],
             )
         finally:
             sink.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,6 +17,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _names(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = os.environ.get(name)
+    return tuple(n.strip() for n in value.split(",") if n.strip()) if value else default
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class Settings:
     settle_seconds   EDIHUB_SETTLE_SECONDS     an inbound file must be this old and unchanged
     care_window_days EDIHUB_CARE_WINDOW_DAYS   oldest accepted date of care or dispensing, in days
     declaration_window_days EDIHUB_DECLARATION_WINDOW_DAYS   oldest salary period, in days
+    registry_senders EDIHUB_REGISTRY_SENDERS   accounts of the funds' core systems, which alone
+                                               may send registry snapshots (comma-separated)
+    paper_senders    EDIHUB_PAPER_SENDERS      accounts of the funds' staff keying paper forms
     """
 
     state_dir: Path
@@ -38,6 +47,8 @@ class Settings:
     settle_seconds: int
     care_window_days: int
     declaration_window_days: int
+    registry_senders: tuple[str, ...] = ("csm-core",)
+    paper_senders: tuple[str, ...] = ("csm-paper",)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,14 +60,19 @@ class Settings:
             settle_seconds=_int("EDIHUB_SETTLE_SECONDS", 10),
             care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
             declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
+            registry_senders=_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
+            paper_senders=_names("EDIHUB_PAPER_SENDERS", ("csm-paper",)),
         )
 
     @property
-    def windows(self) -> dict[str, int]:
-        """The day windows data contracts may name (``days_before_today: <name>``)."""
+    def for_contracts(self) -> dict[str, Any]:
+        """The settings data contracts may name (``days_before_today: <name>``,
+        ``setting: <name>``)."""
         return {
             "care_window_days": self.care_window_days,
             "declaration_window_days": self.declaration_window_days,
+            "registry_senders": list(self.registry_senders),
+            "paper_senders": list(self.paper_senders),
         }
 
     @property

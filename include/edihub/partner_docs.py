@@ -542,7 +542,7 @@ def example_text(fmt: FormatContract) -> tuple[str, str] | None:
     with tempfile.TemporaryDirectory(prefix="edihub-docs-") as tmp:
         path = write(Path(tmp) / name)
         # The writer must have written this very version, or the page would lie.
-        found, _reader = open_reader(path, [fmt], chunk_size=1000)
+        found, _reader = open_reader(path, path.name, [fmt], chunk_size=1000)
         assert found.version == fmt.version
         return name, path.read_text(encoding="utf-8")
 

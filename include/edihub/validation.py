@@ -6,6 +6,7 @@ the field, the rule and the offending value, as the acknowledgment shows them.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,28 +70,80 @@ def file_error(code: str, message: str, **where: Any) -> dict[str, Any]:
     } | where
 
 
-def registry_lookup(conn: Any) -> Lookup:
-    """A contract lookup on this connection: which of ``values`` exist in ``table.column``
-    (among the rows matching ``where``, column = value)."""
+class DatabaseLookup:
+    """The data contracts' questions (:class:`edihub.contracts.engine.Lookup`), answered by
+    the hub's database on one connection. Names come from contract files, values are bound."""
 
-    def lookup(table: str, column: str, values: list[Any], where: dict[str, Any]) -> set[Any]:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    @staticmethod
+    def _conditions(where: dict[str, Any]) -> tuple[list[sql.Composable], list[Any]]:
+        conditions: list[sql.Composable] = []
+        params: list[Any] = []
+        for column, value in where.items():
+            many = isinstance(value, list)
+            conditions.append(
+                sql.SQL("{} = ANY(%s)" if many else "{} = %s").format(sql.Identifier(column))
+            )
+            params.append(value)
+        return conditions, params
+
+    def _rows(self, query: sql.Composable, params: list[Any]) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    def present(
+        self, table: str, column: str, values: list[Any], where: dict[str, Any]
+    ) -> set[Any]:
         if not values:
             return set()
-        schema, name = table.split(".")
-        conditions = [sql.SQL("{} = ANY(%s)").format(sql.Identifier(column))]
-        conditions += [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in where]
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("SELECT DISTINCT {col} FROM {tbl} WHERE {cond}").format(
-                    col=sql.Identifier(column),
-                    tbl=sql.Identifier(schema, name),
-                    cond=sql.SQL(" AND ").join(conditions),
-                ),
-                [values, *where.values()],
-            )
-            return {r[0] for r in cur.fetchall()}
+        conditions, params = self._conditions(where)
+        conditions.insert(0, sql.SQL("{} = ANY(%s)").format(sql.Identifier(column)))
+        query = sql.SQL("SELECT DISTINCT {col} FROM {tbl} WHERE {cond}").format(
+            col=sql.Identifier(column),
+            tbl=sql.Identifier(*table.split(".")),
+            cond=sql.SQL(" AND ").join(conditions),
+        )
+        return {r[0] for r in self._rows(query, [values, *params])}
 
-    return lookup
+    def valid_on(
+        self,
+        table: str,
+        column: str,
+        pairs: list[tuple[Any, dt.date]],
+        period: tuple[str, str],
+        where: dict[str, Any],
+    ) -> set[tuple[Any, dt.date]]:
+        if not pairs:
+            return set()
+        conditions, params = self._conditions(where)
+        valid_from, valid_to = (sql.Identifier("t", c) for c in period)
+        query = sql.SQL(
+            "SELECT DISTINCT v.value, v.day FROM unnest(%s::text[], %s::date[]) AS v(value, day)"
+            " JOIN {tbl} AS t ON t.{col} = v.value AND v.day >= {valid_from}"
+            " AND (v.day <= {valid_to} OR {valid_to} IS NULL) {extra}"
+        ).format(
+            tbl=sql.Identifier(*table.split(".")),
+            col=sql.Identifier(column),
+            valid_from=valid_from,
+            valid_to=valid_to,
+            extra=sql.SQL("").join(sql.SQL(" AND t.") + c for c in conditions),
+        )
+        values, days = [list(x) for x in zip(*pairs, strict=True)]
+        return {(r[0], r[1]) for r in self._rows(query, [values, days, *params])}
+
+    def newest(self, table: str, column: str, where: dict[str, Any]) -> Any:
+        conditions, params = self._conditions(where)
+        query = sql.SQL("SELECT max({col}) FROM {tbl}{cond}").format(
+            col=sql.Identifier(column),
+            tbl=sql.Identifier(*table.split(".")),
+            cond=sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions)
+            if conditions
+            else sql.SQL(""),
+        )
+        return self._rows(query, params)[0][0]
 
 
 def check_file(
@@ -101,16 +154,20 @@ def check_file(
     lookup: Lookup | None,
     sink: StagingSink | None = None,
     chunk_size: int = 50_000,
+    name: str | None = None,
 ) -> tuple[Verdict, list[dict[str, Any]]]:
     """Run the format and data contracts over one file. Shared by the hub and ``edihub validate``.
 
-    Returns the verdict and the errors; accepted rows go to ``sink`` when one is given.
+    ``name`` is the file's name as sent (by default, ``path``'s). Returns the verdict and the
+    errors; accepted rows go to ``sink`` when one is given.
     """
     errors: list[dict[str, Any]] = []
     records_total = 0
     try:
-        fmt, reader = open_reader(path, feed_formats(settings.formats_dir, feed), chunk_size)
-        contract = DataContract.load(settings.contracts_dir / feed / f"v{fmt.version}")
+        fmt, reader = open_reader(
+            path, name or path.name, feed_formats(settings.formats_dir, feed), chunk_size
+        )
+        contract = DataContract.load(fmt.contract_dir(settings.contracts_dir))
         check = _file_check(fmt, contract, account, lookup, settings)
         rejected_records = 0
         for chunk in reader:
@@ -189,11 +246,10 @@ def _file_check(
         contract=contract,
         record_table=record.table,
         child_table=children.table if children else None,
-        id_column=record.id,
         cents=frozenset(cents),
         context={"account": account},
         lookup=lookup,
-        windows=settings.windows,
+        settings=settings.for_contracts,
     )
 
 

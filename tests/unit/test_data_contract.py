@@ -17,6 +17,7 @@ from edihub.config import Settings
 from edihub.fse_writer import Act
 from edihub.validation import check_file
 from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, sheet
+from tests.fixtures.lookup import DictLookup
 
 SETTINGS = Settings.from_env()
 REGISTRY = {
@@ -26,8 +27,7 @@ REGISTRY = {
 }
 
 
-def lookup(table: str, column: str, values: list[Any], where: dict[str, Any]) -> set[Any]:
-    return REGISTRY[(table, column)] & set(values)
+lookup = DictLookup(REGISTRY)
 
 
 def check(path: Path, account: str | None = PRACTITIONER) -> tuple[Any, list[dict[str, Any]]]:

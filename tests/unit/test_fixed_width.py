@@ -10,12 +10,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from edihub.formats.contract import FormatContract, TableSpec, load_format
+from edihub.formats.contract import FormatContract, TableSpec, load_formats
 from edihub.formats.errors import FileRefused
 from edihub.formats.fixed_width import FixedWidthFile, sniff_fixed_width
 
 ROOT = Path(__file__).resolve().parents[2]
-PHARMACY = load_format(ROOT / "formats" / "pharmacy" / "v1")
+PHARMACY = load_formats(ROOT / "formats" / "pharmacy" / "v1")[0]
 
 
 def record(spec: TableSpec, values: dict[str, Any], parent_id: str = "") -> str:

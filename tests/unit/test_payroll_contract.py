@@ -18,6 +18,7 @@ from edihub.contracts.engine import DataContract
 from edihub.formats.contract import feed_formats
 from edihub.formats.xml_engine import Chunk
 from edihub.validation import _file_check, check_file
+from tests.fixtures.lookup import DictLookup
 from tests.fixtures.payroll import EMPLOYER, KNOWN_EMPLOYEES, line, payroll_file, period_months_ago
 
 SETTINGS = Settings.from_env()
@@ -28,8 +29,7 @@ REGISTRY = {
 }
 
 
-def lookup(table: str, column: str, values: list[Any], where: dict[str, Any]) -> set[Any]:
-    return REGISTRY[(table, column)] & set(values)
+lookup = DictLookup(REGISTRY)
 
 
 def check(path: Path, account: str | None = EMPLOYER) -> tuple[Any, list[dict[str, Any]]]:

@@ -12,11 +12,11 @@ import datetime as dt
 import json
 import logging
 import numbers
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -24,9 +24,32 @@ import yaml
 
 from edihub.formats.xml_engine import Chunk
 
-Lookup = Callable[[str, str, list[Any], dict[str, Any]], set[Any]]
-"""(table, column, candidate values, where) -> the candidates present in that table, among
-the rows whose columns equal ``where`` (e.g. the same sender)."""
+
+class Lookup(Protocol):
+    """What data contracts may ask of the database (``edihub.validation.DatabaseLookup``).
+
+    ``where`` restricts the rows read: column -> a value, or a list of accepted values.
+    """
+
+    def present(
+        self, table: str, column: str, values: list[Any], where: dict[str, Any]
+    ) -> set[Any]:
+        """The ``values`` found in ``table.column``."""
+
+    def valid_on(
+        self,
+        table: str,
+        column: str,
+        pairs: list[tuple[Any, dt.date]],
+        period: tuple[str, str],
+        where: dict[str, Any],
+    ) -> set[tuple[Any, dt.date]]:
+        """The (value, date) ``pairs`` whose value is in ``table.column`` on a row whose
+        period (from-column, to-column; an empty end is open) holds the date."""
+
+    def newest(self, table: str, column: str, where: dict[str, Any]) -> Any:
+        """The greatest value of ``table.column``, or None when there is no row."""
+
 
 Tally = dict[tuple[str, str, str], list[int]]
 """(table, rule, on_failure) -> [rows checked, rows failed], over a whole file."""
@@ -193,13 +216,13 @@ class FileCheck:
     contract: DataContract
     record_table: str
     child_table: str | None
-    id_column: str
     cents: frozenset[str]
     context: dict[str, Any]
     lookup: Lookup | None
-    windows: dict[str, int]  # named day windows (Settings.windows)
+    settings: dict[str, Any]  # the settings a contract may name (Settings.for_contracts)
     today: dt.date = field(default_factory=dt.date.today)
-    seen_ids: set[Any] = field(default_factory=set)
+    # column -> values seen in earlier chunks, for the repeat_of rules
+    seen: dict[str, set[Any]] = field(default_factory=dict)
     records_found: int = 0
     children_found: int = 0
     tally: Tally = field(default_factory=dict)
@@ -210,7 +233,9 @@ class FileCheck:
         if self.lookup is not None:
             return frozenset()
         return frozenset(
-            name for name, spec in self.contract.spec["parameters"].items() if "lookup" in spec
+            name
+            for name, spec in self.contract.spec["parameters"].items()
+            if "lookup" in spec or "newest" in spec
         )
 
     def _derive(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -220,7 +245,7 @@ class FileCheck:
                 parts = [
                     pd.Series(c["literal"], index=frame.index, dtype="string")
                     if isinstance(c, dict)
-                    else frame[c].astype("string")
+                    else _as_text(frame[c])
                     for c in spec["join"]
                 ]
                 joined = parts[0]
@@ -235,9 +260,12 @@ class FileCheck:
                 frame[name] = frame[left] * frame[right]
             elif "repeat_of" in spec:
                 # First occurrence wins, whichever chunk it was in.
-                ids = frame[spec["repeat_of"]]
-                repeated = ids.duplicated(keep="first") | ids.isin(self.seen_ids)
+                column = spec["repeat_of"]
+                ids = frame[column]
+                seen = self.seen.setdefault(column, set())
+                repeated = ids.duplicated(keep="first") | ids.isin(seen)
                 frame[name] = ids.where(repeated, None)
+                seen.update(ids.dropna().tolist())
             else:
                 raise ValueError(f"{self.contract.folder}: derived column {name} has no rule")
         return frame
@@ -248,14 +276,17 @@ class FileCheck:
             if "lookup" in spec:
                 if self.lookup is None:
                     continue
-                table, column = spec["lookup"]["of"].split(".")
-                values = frames[table][column].dropna().unique().tolist() if table in frames else []
-                where = (
-                    {"sender": self.context["account"]} if spec["lookup"].get("same_sender") else {}
+                params[name] = self._lookup(spec["lookup"], frames)
+            elif "newest" in spec:
+                if self.lookup is None:
+                    continue
+                found = self.lookup.newest(
+                    spec["newest"]["table"], spec["newest"]["column"], self._where(spec["newest"])
                 )
-                params[name] = sorted(
-                    self.lookup(spec["lookup"]["table"], spec["lookup"]["column"], values, where)
-                )
+                # with no earlier row, a bound every real value passes
+                params[name] = pd.Timestamp(found) if found is not None else pd.Timestamp(0)
+            elif "setting" in spec:
+                params[name] = self.settings[spec["setting"]]
             elif "today" in spec:
                 params[name] = pd.Timestamp(self.today)
                 if spec.get("as") == "month_end":  # the current month counts as begun
@@ -263,13 +294,42 @@ class FileCheck:
             elif "days_before_today" in spec:
                 # a number of days, or the name of a setting (Settings.windows)
                 days = spec["days_before_today"]
-                days = self.windows[days] if isinstance(days, str) else int(days)
+                days = self.settings[days] if isinstance(days, str) else int(days)
                 params[name] = pd.Timestamp(self.today - dt.timedelta(days=days))
             elif "context" in spec:
                 params[name] = [self.context[spec["context"]]]
             else:
                 raise ValueError(f"{self.contract.folder}: parameter {name} has no known source")
         return params
+
+    def _where(self, spec: dict[str, Any]) -> dict[str, Any]:
+        where = dict(spec.get("where", {}))
+        if spec.get("same_sender"):
+            where["sender"] = self.context["account"]
+        return where
+
+    def _lookup(self, spec: dict[str, Any], frames: dict[str, pd.DataFrame]) -> list[Any]:
+        """The values of the chunk that the database holds: the parameter of an in-set rule."""
+        assert self.lookup is not None
+        table, column = spec["of"].split(".")
+        frame = frames.get(table)
+        if "on_date" not in spec:
+            values = frame[column].dropna().unique().tolist() if frame is not None else []
+            return sorted(
+                self.lookup.present(spec["table"], spec["column"], values, self._where(spec))
+            )
+        # Valid on a date: the rule compares "<value>@<YYYY-MM-DD>" (a join derived column).
+        pairs: list[tuple[Any, dt.date]] = []
+        if frame is not None:
+            dates = frame[spec["on_date"].split(".")[1]]
+            keep = frame[column].notna() & dates.notna()
+            pairs = sorted(
+                set(zip(frame[column][keep], (d.date() for d in dates[keep]), strict=True))
+            )
+        found = self.lookup.valid_on(
+            spec["table"], spec["column"], pairs, tuple(spec["period"]), self._where(spec)
+        )
+        return sorted(f"{value}@{day.isoformat()}" for value, day in found)
 
     def check_chunk(self, chunk: Chunk) -> list[Violation]:
         records = _frame(chunk.records)
@@ -288,14 +348,13 @@ class FileCheck:
                 self.unchecked_parameters,
                 self.tally,
             )
-        # Whole-file figures for the summary, and ids for the cross-chunk uniqueness rule.
+        # Whole-file figures for the summary.
         self.records_found += len(records)
         if chunk.children is not None:
             self.children_found += chunk.children.num_rows
         for name, spec in self.contract.spec.get("summary", {}).items():
             if "sum" in spec:
                 self.sums[name] = self.sums.get(name, 0) + int(records[spec["sum"]].sum())
-        self.seen_ids.update(records[self.id_column].dropna().tolist())
         return violations
 
     def rule_results(self) -> list[dict[str, Any]]:
@@ -340,6 +399,13 @@ class FileCheck:
             Violation(v.rule, v.on_failure, v.table, v.field, v.message, None, v.value)
             for v in violations
         ]
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """A column as text for a join: dates as YYYY-MM-DD."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.dt.strftime("%Y-%m-%d").astype("string")
+    return column.astype("string")
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

@@ -20,9 +20,17 @@ class Reader(Protocol):
 
 
 def open_reader(
-    path: Path, contracts: list[FormatContract], chunk_size: int
+    path: Path, name: str, contracts: list[FormatContract], chunk_size: int
 ) -> tuple[FormatContract, Reader]:
-    """The contract ``path`` is written in, and a reader of its chunks (not yet read)."""
+    """The contract ``path`` is written in, and a reader of its chunks (not yet read).
+
+    ``name`` is the file's name as its sender gave it (CSV documents are known by it).
+    """
+    if contracts[0].family == "csv":
+        from edihub.formats.csv_engine import CsvFile, sniff_csv
+
+        fmt = sniff_csv(path, name, contracts)
+        return fmt, CsvFile(path, fmt, name, chunk_size=chunk_size)
     if contracts[0].family == "fixed_width":
         from edihub.formats.fixed_width import FixedWidthFile, sniff_fixed_width
 
