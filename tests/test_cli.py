@@ -1,4 +1,5 @@
-"""``edihub validate``: what a partner runs before sending a file."""
+"""``edihub validate`` (what a partner runs before sending a file) and ``edihub registry load``
+(how an engineer seeds a hub's registry)."""
 
 from __future__ import annotations
 
@@ -9,25 +10,33 @@ from pathlib import Path
 
 from lxml import etree
 
-from edihub.load.registry import load_registry
-from tests.fixtures.fse import fse_file, registry_csvs, sheet
+from tests.fixtures.fse import fse_file, sheet
+from tests.fixtures.registry import CORE, registry_snapshots, seed_registry
 
 ACK_NS = {"a": "urn:mc:caisses-sociales:edi:ack:v1"}
 
 
-def validate(
-    path: Path, database_url: str | None = None, feed: str = "fse"
+def edihub(
+    *args: str, database_url: str | None = None, state: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "EDIHUB_DATABASE_URL"}
     if database_url:
         env["EDIHUB_DATABASE_URL"] = database_url
+    if state:
+        env["EDIHUB_STATE_DIR"] = str(state)
     return subprocess.run(
-        [sys.executable, "-m", "edihub.cli", "validate", "--feed", feed, str(path)],
+        [sys.executable, "-m", "edihub.cli", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=120,
     )
+
+
+def validate(
+    path: Path, database_url: str | None = None, feed: str = "fse", *more: str
+) -> subprocess.CompletedProcess[str]:
+    return edihub("validate", "--feed", feed, *more, str(path), database_url=database_url)
 
 
 def status(out: str) -> str:
@@ -59,7 +68,7 @@ def test_rejected_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_with_the_database_the_registry_rules_run(tmp_path: Path, dsn: str) -> None:
-    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    seed_registry(dsn, tmp_path)
     path = fse_file(tmp_path / "f.xml", [sheet(1), sheet(2, registration_number="9999")])
     offline, online = validate(path), validate(path, dsn)
     assert offline.returncode == 0
@@ -76,3 +85,24 @@ def test_validate_takes_the_pharmacy_feed(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     failed = validate(bad, feed="pharmacy")
     assert failed.returncode == 2 and 'rule="PHA-R03"' in failed.stdout
+
+
+def test_validate_takes_registry_snapshots(tmp_path: Path) -> None:
+    good = registry_snapshots(tmp_path / "r")[2]  # practitioner_20260131.csv
+    ok = validate(good, None, "registry", "--sender", CORE)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = tmp_path / "practitioner_20260131.csv"
+    bad.write_text(good.read_text().replace(",", ";"))
+    refused = validate(bad, None, "registry", "--sender", CORE)
+    assert refused.returncode == 2 and 'rule="HEADER_ROW"' in refused.stdout
+    assert "separated by semicolons" in refused.stdout
+
+
+def test_registry_load_seeds_the_registry_through_its_contracts(tmp_path: Path, dsn: str) -> None:
+    files = [str(p) for p in registry_snapshots(tmp_path / "r")]
+    first = edihub("registry", "load", *files, database_url=dsn, state=tmp_path / "state")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "insured_20260131.csv: loaded, 3 rows" in first.stdout
+    again = edihub("registry", "load", files[0], database_url=dsn, state=tmp_path / "state")
+    assert again.returncode == 2
+    assert "insured_20260131.csv: duplicate (DUPLICATE_FILE), 0 rows" in again.stdout

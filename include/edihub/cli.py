@@ -3,7 +3,7 @@
 edihub run                      the embedded stack and the FSE collection (README, Quick start)
 edihub validate --feed fse F    check a file as the hub would, print its acknowledgment
 edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
-edihub registry load DIR        load registry CSV snapshots (EDIHUB_DATABASE_URL)
+edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -99,11 +99,23 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_registry_load(args: argparse.Namespace) -> int:
-    from edihub.load.registry import load_registry
+    """Seed or repair the registry from the core systems' extracts, through the registry's
+    contracts, as if the core systems' account had sent them."""
+    from edihub.collect import file_summary, ingest_local
 
-    for table, rows in load_registry(_database_url(), args.folder).items():
-        print(f"{table}: {rows} rows")
-    return 0
+    settings = Settings.from_env()
+    url = _database_url()
+    sender = args.sender or settings.registry_senders[0]
+    worst = EXIT_ACCEPTED
+    for path in args.files:
+        if not path.is_file():
+            sys.exit(f"edihub: {path}: no such file")
+        outcome = file_summary(url, ingest_local(url, settings, "registry", path, sender))
+        reason = f" ({outcome['reason_code']})" if outcome["reason_code"] else ""
+        print(f"{path.name}: {outcome['state']}{reason}, {outcome['records_loaded'] or 0} rows")
+        if outcome["state"] not in ("loaded", "loaded_with_errors"):
+            worst = EXIT_REJECTED
+    return worst
 
 
 def cmd_docs_formats(args: argparse.Namespace) -> int:
@@ -157,8 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     registry = sub.add_parser("registry", help="reference registry").add_subparsers(
         dest="registry", required=True
     )
-    load = registry.add_parser("load", help="replace the registry from CSV snapshots")
-    load.add_argument("folder", type=Path)
+    load = registry.add_parser(
+        "load",
+        help="replace registry documents from CSV snapshots on this machine",
+        description="Each file goes through the registry's format and data contracts; "
+        "exit status 2 if any is refused.",
+    )
+    load.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    load.add_argument("--sender", help="the core system's account (EDIHUB_REGISTRY_SENDERS)")
     load.set_defaults(func=cmd_registry_load)
     return parser
 

@@ -16,6 +16,7 @@ Order of effects, which the exactly-once guarantee rests on:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib
 import json
 import logging
@@ -39,6 +40,7 @@ from psycopg2 import sql
 from edihub.acks.ack import MAX_LISTED_ERRORS, AckError, ack_file_name, build_ack
 from edihub.config import Settings
 from edihub.formats.contract import FormatContract, feed_formats
+from edihub.load import snapshots
 from edihub.load.db import connect
 from edihub.sftp import client as sftp_client
 from edihub.sftp import layout
@@ -168,37 +170,74 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
             file_id = _quarantine_row(cur, item, "TOO_LARGE", str(exc))
             conn.commit()
             return file_id
-        # A rerun after a crash finds the file it already registered.
-        existing = _in_flight(cur, item, fetched.sha256)
-        if existing is not None:
-            return existing
-        cur.execute(
-            "SELECT id FROM edi.inbound_file WHERE sha256 = %s"
-            " AND state IN ('loaded', 'loaded_with_errors')",
-            (fetched.sha256,),
-        )
-        loaded = cur.fetchone()
-        common = {"sha256": fetched.sha256, "size_bytes": fetched.size}
-        if loaded:
-            reason = f"the same file (sha256) was already loaded as {item.feed}-{loaded[0]}"
-            file_id = _insert_file(
-                cur,
-                item,
-                **common,
-                state="duplicate",
-                duplicate_of=loaded[0],
-                reason_code="DUPLICATE_FILE",
-                reason=reason,
-                decided_at=_now(),
-            )
-            _record_errors(cur, file_id, [file_error("DUPLICATE_FILE", reason)])
-        else:
-            file_id = _insert_file(cur, item, **common)
+        file_id = _register(cur, item, fetched.sha256, fetched.size)
         conn.commit()
         log.info(
             "fetched %s as %s-%d sha256=%s", _shown(item.path), item.feed, file_id, fetched.sha256
         )
         return file_id
+
+
+def _register(cur: Any, item: InboundFile, sha256: str, size: int) -> int:
+    """The file's row, once its landing copy is safe: new, a duplicate of a loaded file, or
+    (after a crash) the row an earlier run made."""
+    existing = _in_flight(cur, item, sha256)
+    if existing is not None:
+        return existing
+    cur.execute(
+        "SELECT id FROM edi.inbound_file WHERE sha256 = %s"
+        " AND state IN ('loaded', 'loaded_with_errors')",
+        (sha256,),
+    )
+    loaded = cur.fetchone()
+    common = {"sha256": sha256, "size_bytes": size}
+    if not loaded:
+        return _insert_file(cur, item, **common)
+    reason = f"the same file (sha256) was already loaded as {item.feed}-{loaded[0]}"
+    file_id = _insert_file(
+        cur,
+        item,
+        **common,
+        state="duplicate",
+        duplicate_of=loaded[0],
+        reason_code="DUPLICATE_FILE",
+        reason=reason,
+        decided_at=_now(),
+    )
+    _record_errors(cur, file_id, [file_error("DUPLICATE_FILE", reason)])
+    return file_id
+
+
+def ingest_local(dsn: str, settings: Settings, feed: str, path: Path, sender: str) -> int:
+    """Validate and load a file handed over on this machine rather than through SFTP (how an
+    engineer seeds the registry from the core systems' extracts). Same contracts, same
+    exactly-once rules; there is no inbox to archive from and no outbox to acknowledge to."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    sha256 = digest.hexdigest()
+    landing = _landing_path(settings, sha256)
+    landing.parent.mkdir(parents=True, exist_ok=True)
+    if not landing.exists():
+        shutil.copyfile(path, landing)
+    stat = path.stat()
+    item = InboundFile(
+        sender, feed, path.name, f"local:{path.resolve()}", stat.st_size, stat.st_mtime
+    )
+    with connect(dsn) as conn, conn.cursor() as cur:
+        file_id = _register(cur, item, sha256, stat.st_size)
+        conn.commit()
+    validate(dsn, settings, file_id)
+    load(dsn, settings, file_id)
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE edi.inbound_file SET archive_path = remote_path, archived_at = now()"
+            " WHERE id = %s AND archived_at IS NULL",
+            (file_id,),
+        )
+        conn.commit()
+    return file_id
 
 
 # ---------------------------------------------------------------- validate
@@ -307,7 +346,9 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
         try:
             with conn.cursor() as cur:
                 if verdict.state in ("loaded", "loaded_with_errors"):
-                    fmt = _format_of(settings, row["feed"], verdict.format_version)
+                    fmt = _format_of(settings, row["feed"], verdict)
+                    if fmt.record.snapshot_key:
+                        snapshots.replace(cur, fmt, file_id, verdict.header)
                     record_cols = ["file_id", "sender", "record_no"] + [
                         f.name for f in fmt.record.fields
                     ]
@@ -331,36 +372,52 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                             file_id,
                             row["sender"],
                         )
+                    if fmt.record.snapshot_key:
+                        snapshots.record(cur, fmt, file_id, verdict.header)
                     if row["feed"] in AFTER_LOAD:
                         _hook(AFTER_LOAD[row["feed"]])(cur, file_id, verdict.header)
                 _record_errors(cur, file_id, errors)
                 _record_rule_results(cur, file_id, verdict.rule_results)
                 _set_state(cur, file_id, verdict)
             conn.commit()
+        except snapshots.StaleSnapshot as stale:
+            # A newer snapshot was loaded since this one was validated: it stays in force.
+            conn.rollback()
+            verdict = _decide_instead(
+                conn, file_id, verdict, "rejected", "STALE_SNAPSHOT", str(stale)
+            )
         except psycopg2.errors.UniqueViolation as exc:
             # Another run loaded the same file or batch first: this copy is a duplicate.
             conn.rollback()
             reason = f"loaded concurrently by another run ({exc.diag.constraint_name})"
-            dup = Verdict(
-                "duplicate",
-                verdict.records_total,
-                0,
-                "DUPLICATE_FILE",
-                reason,
-                verdict.batch_number,
-                verdict.format_version,
-            )
-            with conn.cursor() as cur:
-                _file_row(conn, file_id, lock=True)
-                _record_errors(cur, file_id, [file_error("DUPLICATE_FILE", reason)])
-                _set_state(cur, file_id, dup)
-            conn.commit()
-            verdict = dup
+            verdict = _decide_instead(conn, file_id, verdict, "duplicate", "DUPLICATE_FILE", reason)
     shutil.rmtree(work / "staging", ignore_errors=True)
     log.info(
         "loaded %s-%d: %s, %d rows", row["feed"], file_id, verdict.state, verdict.records_loaded
     )
     return file_id
+
+
+def _decide_instead(
+    conn: Any, file_id: int, verdict: Verdict, state: str, code: str, reason: str
+) -> Verdict:
+    """The load found the file cannot be loaded after all: commit that outcome instead."""
+    instead = Verdict(
+        state,
+        verdict.records_total,
+        verdict.records_total if state == "rejected" else 0,
+        code,
+        reason,
+        verdict.batch_number,
+        verdict.format_version,
+        verdict.document,
+    )
+    with conn.cursor() as cur:
+        _file_row(conn, file_id, lock=True)
+        _record_errors(cur, file_id, [file_error(code, reason)])
+        _set_state(cur, file_id, instead)
+    conn.commit()
+    return instead
 
 
 # Feed-specific work (module:function): on the loaded rows, in the load's transaction; and
@@ -374,17 +431,24 @@ def _hook(target: str) -> Any:
     return getattr(importlib.import_module(module), function)
 
 
-def _format_of(settings: Settings, feed: str, version: str | None) -> FormatContract:
+def _format_of(settings: Settings, feed: str, verdict: Verdict) -> FormatContract:
+    """The format the file was validated against (its version and, if any, its document)."""
     for fmt in feed_formats(settings.formats_dir, feed):
-        if str(fmt.version) == version:
+        if str(fmt.version) == verdict.format_version and (fmt.document or None) == (
+            verdict.document
+        ):
             return fmt
-    raise LookupError(f"format {feed}/v{version} disappeared between validate and load")
+    raise LookupError(
+        f"format {feed}/v{verdict.format_version} {verdict.document or ''} disappeared "
+        "between validate and load"
+    )
 
 
 def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
     cur.execute(
         "UPDATE edi.inbound_file SET state = %s, reason_code = %s, reason = %s,"
-        " batch_number = %s, format_version = %s, records_total = %s, records_loaded = %s,"
+        " batch_number = %s, format_version = %s, document = %s, records_total = %s,"
+        " records_loaded = %s,"
         " records_rejected = %s, duplicate_of = %s, header = %s, decided_at = now()"
         " WHERE id = %s",
         (
@@ -393,6 +457,7 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
             verdict.reason,
             verdict.batch_number,
             verdict.format_version,
+            verdict.document,
             verdict.records_total,
             verdict.records_loaded,
             verdict.records_rejected,

@@ -1,5 +1,6 @@
-"""A small, deterministic demo: a registry, the FSE files three practitioners send and the
-pharmacy files two pharmacies send.
+"""A small, deterministic demo: the registry snapshots the funds' core systems send, the FSE
+files three practitioners send, the pharmacy files two pharmacies send and two employers'
+salary declarations.
 
 The files are made to show every outcome a sender can get: accepted, accepted with errors
 (two sheets refused by the data contract; one pharmacy invoice whose line amount is not
@@ -8,7 +9,6 @@ quantity x unit price) and rejected (a trailer that does not add up).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import random
 from dataclasses import dataclass
@@ -19,11 +19,20 @@ from typing import NamedTuple
 from edihub.fse_writer import Act, CareSheet, write_fse_file
 from edihub.payroll_writer import SalaryLine, write_payroll_file
 from edihub.pharmacy_writer import Invoice, Line, write_pharmacy_file
+from edihub.registry_writer import write_snapshot
 
 PRACTITIONERS = [
     ("P10001", "general_practitioner", "Dr Grimaldi"),
     ("P10002", "specialist", "Dr Rainier"),
     ("D20001", "dentist", "Dr Fontvieille"),
+]
+SPECIALTIES = {"P10002": "cardiology"}
+CORE_SYSTEMS = "csm-core"  # the account the funds' core systems send registry snapshots from
+EMPLOYERS = [("EMP0001", "SAM Demo", "company", 12), ("EMP0002", "M. et Mme Demo", "household", 2)]
+INSURERS = [
+    ("MUT001", "Mutuelle Demo", "csv", "06:00"),
+    ("MUT002", "Assurance Santé Demo", "xml", "06:30"),
+    ("MUT003", "Prévoyance Demo", "parquet", "07:00"),
 ]
 ACTS = [
     ("C", Decimal("30.00")),
@@ -69,7 +78,6 @@ class DemoFile(NamedTuple):
 
 @dataclass(frozen=True)
 class DemoSet:
-    registry_dir: Path
     files: dict[str, list[DemoFile]]  # partner id -> the files it sends, with their feed
 
     def feed_of(self, path: Path) -> str:
@@ -83,6 +91,101 @@ class DemoSet:
 def _beneficiaries(rng: random.Random, count: int) -> list[tuple[str, int]]:
     numbers = rng.sample(range(10_000, 999_999), count)
     return [(str(n), rng.choice([0, 0, 0, 1, 2])) for n in numbers]
+
+
+def _registry(
+    rng: random.Random, out_dir: Path, insured: list[tuple[str, int]], today: dt.date
+) -> list[Path]:
+    """Yesterday's snapshot of each registry document."""
+    folder, day = out_dir / "registry", today - dt.timedelta(days=1)
+    people = []
+    for number, rank in insured:
+        subscribed = rng.random() < 0.6
+        validated = subscribed and rng.random() < 0.9
+        insurer = rng.choice([None, *(i[0] for i in INSURERS)]) if rank == 0 else None
+        people.append(
+            {
+                "registration_number": number,
+                "beneficiary_rank": rank,
+                "last_name": f"NOM{number}",
+                "first_name": f"Prenom{rank}",
+                "postal_address": f"{rng.randint(1, 40)} boulevard des Moulins, 98000 MONACO",
+                "email": f"assure.{number}.{rank}@example.mc" if subscribed else None,
+                "teleservice_subscribed_on": day - dt.timedelta(days=rng.randint(30, 900))
+                if subscribed
+                else None,
+                "email_validated": validated,
+                "dematerialisation": validated and rng.random() < 0.7,
+                "insurer_id": insurer,
+                "insurer_member_number": f"A{rng.randint(0, 99_999_999):08d}" if insurer else None,
+                "insurer_consent": insurer is not None and rng.random() < 0.8,
+            }
+        )
+    cards = [
+        {
+            "registration_number": number,
+            "beneficiary_rank": rank,
+            "fse_code": _card_code(number, rank),
+            "valid_from": dt.date(2015, 1, 1),
+        }
+        for number, rank in insured
+    ]
+    practitioners = [
+        {
+            "practitioner_id": pid,
+            "kind": kind,
+            "specialty": SPECIALTIES.get(pid),
+            "name": name,
+            "fse_start_date": dt.date(2015, 6, 1),
+        }
+        for pid, kind, name in PRACTITIONERS
+    ]
+    pharmacies = [
+        {
+            "pharmacy_id": p,
+            "name": f"Pharmacie {p}",
+            "teletransmission_start_date": dt.date(2016, 3, 1),
+        }
+        for p in PHARMACIES
+    ]
+    employers = [
+        {
+            "employer_id": eid,
+            "name": name,
+            "kind": kind,
+            "size": size,
+            "declaration_channel": "electronic",
+            "teleservice_subscribed_on": dt.date(2015, 10, 12),
+        }
+        for eid, name, kind, size in EMPLOYERS
+    ]
+    insurers = [
+        {
+            "insurer_id": iid,
+            "name": name,
+            "convention_signed_on": dt.date(2014, 1, 1),
+            "status": "active",
+            "sftp_account": iid.lower(),
+            "export_format": fmt,
+            "export_time": at,
+        }
+        for iid, name, fmt, at in INSURERS
+    ]
+    return [
+        write_snapshot(folder, "insured", day, people),
+        write_snapshot(folder, "card", day, cards),
+        write_snapshot(folder, "practitioner", day, practitioners),
+        write_snapshot(folder, "pharmacy", day, pharmacies),
+        write_snapshot(folder, "employer", day, employers),
+        write_snapshot(folder, "insurer", day, insurers),
+    ]
+
+
+def _card_code(number: str, rank: int) -> str:
+    """The F.S.E. code of an insured's card in the demo: derived, so files can carry it."""
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    seed = random.Random(f"card-{number}-{rank}")
+    return "".join(seed.choices(alphabet, k=8))
 
 
 def _sheets(
@@ -105,7 +208,7 @@ def _sheets(
                 practitioner_id=practitioner,
                 registration_number=reg,
                 beneficiary_rank=rank,
-                fse_code="".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", k=8)),
+                fse_code=_card_code(reg, rank),
                 care_date=today - dt.timedelta(days=rng.randint(0, 20)),
                 acts=acts,
             )
@@ -145,22 +248,17 @@ def _invoices(
 
 def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
     rng = random.Random(seed)
-    registry = out_dir / "registry"
     outbox = out_dir / "fse"
-    registry.mkdir(parents=True, exist_ok=True)
     outbox.mkdir(parents=True, exist_ok=True)
     insured = _beneficiaries(rng, 300)
-    with (registry / "practitioners.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["practitioner_id", "kind", "name"])
-        w.writerows(PRACTITIONERS)
-    with (registry / "beneficiaries.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["registration_number", "beneficiary_rank"])
-        w.writerows(insured)
+    files: dict[str, list[DemoFile]] = {
+        CORE_SYSTEMS: [
+            DemoFile("registry", path)
+            for path in _registry(random.Random(f"registry-{seed}"), out_dir, insured, today)
+        ]
+    }
 
     created = dt.datetime.combine(today, dt.time(8, 30))
-    files: dict[str, list[DemoFile]] = {}
 
     def send(partner: str, batch: str, sheets: list[CareSheet]) -> None:
         path = write_fse_file(
@@ -240,4 +338,4 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
                    net_salary=Decimal(erng.randint(900_00, 1800_00)) / 100)
         for i, number in enumerate(staff[12:])
     ])  # fmt: skip
-    return DemoSet(registry_dir=registry, files=files)
+    return DemoSet(files=files)

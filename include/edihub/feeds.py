@@ -5,4 +5,6 @@ FEEDS = {
     "fse": "electronic care sheets (FSE) from doctors' and dentists' software (XML)",
     "pharmacy": "invoices of the teletransmitting pharmacies (fixed-width, B2/NOEMIE style)",
     "payroll": "employers' monthly salary declarations, in the style of the CSM's DSM 2.0 (XML)",
+    "registry": "snapshots of the funds' registries: insured, cards, insurers, practitioners, "
+    "pharmacies, employers (CSV)",
 }

@@ -45,6 +45,7 @@ class Verdict:
     reason: str | None = None
     batch_number: str | None = None
     format_version: str | None = None
+    document: str | None = None  # for feed versions of several documents
     duplicate_of: int | None = None
     # every contract rule that ran: table, rule, on_failure, rows checked, rows failed
     rule_results: list[dict[str, Any]] = field(default_factory=list)
@@ -197,6 +198,7 @@ def check_file(
             records_rejected=rejected_records,
             batch_number=reader.header.get("batch_number"),
             format_version=str(fmt.version),
+            document=fmt.document or None,
             rule_results=check.rule_results(),
             header={
                 k: v.isoformat() if hasattr(v, "isoformat") else str(v)
@@ -214,6 +216,14 @@ def check_file(
             verdict.state = "rejected"
             verdict.reason_code = "ALL_RECORDS_REJECTED"
             verdict.reason = "every record of the file was rejected"
+        elif rejected_records and contract.spec.get("all_or_nothing"):
+            verdict.state = "rejected"
+            verdict.records_rejected = records_total
+            verdict.reason_code = "INCOMPLETE_SNAPSHOT"
+            verdict.reason = (
+                f"{rejected_records} of {records_total} records failed; this file is loaded "
+                "whole or not at all, and the previous one stays in force"
+            )
         elif rejected_records:
             verdict.state = "loaded_with_errors"
         return verdict, errors
@@ -239,8 +249,9 @@ def _file_check(
 ) -> FileCheck:
     record, children = fmt.record, fmt.record.children
     # Amount columns, shown in euros in error values: cents fields, and sums of cents fields.
-    tables = [record, fmt.trailer] + ([children] if children else [])
-    cents = {f.name for t in tables for f in t.fields if f.type == "cents"}
+    cents = {
+        f.name for t in fmt.tables if t is not fmt.header for f in t.fields if f.type == "cents"
+    }
     cents |= {name for name, agg in record.aggregates.items() if agg.get("sum") in cents}
     return FileCheck(
         contract=contract,

@@ -10,9 +10,9 @@ from typing import Any
 import psycopg2
 import pytest
 
-from edihub.load.registry import load_registry
 from edihub.sftp.client import put_atomic
-from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
+from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
+from tests.fixtures.registry import seed_registry
 
 pytestmark = pytest.mark.airflow
 
@@ -49,7 +49,7 @@ def test_collect_fse_dag_run(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("EDIHUB_SETTLE_SECONDS", "0")
     monkeypatch.setenv("EDIHUB_STATE_DIR", str(tmp_path / "state"))
-    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    seed_registry(dsn, tmp_path)
     partner = embedded_sftp.add_partner(PRACTITIONER)
     with embedded_sftp.connect(partner) as sftp:
         put_atomic(sftp, fse_file(tmp_path / "good.xml"), "/inbound/fse/good.xml")
@@ -66,6 +66,7 @@ def test_collect_fse_dag_run(
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT remote_name, state, acked_at IS NOT NULL FROM edi.inbound_file"
+                " WHERE feed = 'fse'"
                 " ORDER BY remote_name"
             )
             assert cur.fetchall() == [("bad.xml", "rejected", True), ("good.xml", "loaded", True)]

@@ -32,11 +32,19 @@ from edihub.stack.run import postgres_processes
 pytestmark = pytest.mark.airflow
 
 LAST_MONTH = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
-RUN_TIMEOUT = 200  # seconds; a run takes about 60 s here (12 s of it starting Airflow)
+YESTERDAY = f"{dt.date.today() - dt.timedelta(days=1):%Y%m%d}"
+RUN_TIMEOUT = 240  # seconds; a run takes about 100 s here (12 s of it starting Airflow)
 
 # What edihub.demo makes its partners send, and how each file must end (see its docstring):
 # (feed, sender, file) -> (state, records total, loaded, rejected)
 EXPECTED = {
+    # the registry first, in one snapshot per document from the funds' core systems
+    ("registry", "csm-core", f"insured_{YESTERDAY}.csv"): ("loaded", 300, 300, 0),
+    ("registry", "csm-core", f"card_{YESTERDAY}.csv"): ("loaded", 300, 300, 0),
+    ("registry", "csm-core", f"practitioner_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
+    ("registry", "csm-core", f"pharmacy_{YESTERDAY}.csv"): ("loaded", 2, 2, 0),
+    ("registry", "csm-core", f"employer_{YESTERDAY}.csv"): ("loaded", 2, 2, 0),
+    ("registry", "csm-core", f"insurer_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
     ("fse", "P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
     ("fse", "P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
     ("fse", "D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 
 from edihub import collect
-from edihub.load.registry import load_registry
-from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
+from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
 from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
+from tests.fixtures.registry import seed_registry
 from tests.unit.test_xml_engine import BILLION_LAUGHS, EXTERNAL_ENTITY
 
 
 @pytest.fixture
 def hub(sftp_server: Any, dsn: str, tmp_path: Path) -> Hub:
-    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    seed_registry(dsn, tmp_path)
     return make_hub(sftp_server, PRACTITIONER, dsn, tmp_path / "state", "fse")
 
 
@@ -192,7 +192,7 @@ def test_file_over_the_size_limit_is_quarantined_unread(hub: Hub, tmp_path: Path
     hub.send(fse_file(tmp_path / "big.xml", [sheet(i) for i in range(1, 20)]))
     hub.collect()
     assert [(n, s, r) for n, s, r, *_ in hub.files()] == [("big.xml", "quarantined", "TOO_LARGE")]
-    assert hub.query("SELECT sha256 FROM edi.inbound_file") == [(None,)]
+    assert hub.query("SELECT sha256 FROM edi.inbound_file WHERE feed = 'fse'") == [(None,)]
     assert ack_status(hub.ack("big.xml")) == ("quarantined", "R")
 
 
@@ -201,7 +201,7 @@ def test_the_ack_names_the_received_file_and_its_batch(hub: Hub, tmp_path: Path)
     hub.collect()
     file_el = hub.ack("FSE_1.xml").find("a:file", ACK_NS)
     assert file_el.get("batchNumber") == "000042"
-    [(header,)] = hub.query("SELECT header FROM edi.inbound_file")
+    [(header,)] = hub.query("SELECT header FROM edi.inbound_file WHERE feed = 'fse'")
     assert header["sender"] == PRACTITIONER and header["batch_number"] == "000042"
     assert header["created_at"].startswith("2026-11-27T09:00:00")
     assert file_el.get("sender") == PRACTITIONER

@@ -8,17 +8,16 @@ from typing import Any
 
 import pytest
 
-from edihub.load.registry import load_registry
 from edihub.payroll.gross_net import contributions, gross_from_net
 from edihub.payroll.rates import parameters_for
-from tests.fixtures.fse import registry_csvs
 from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
 from tests.fixtures.payroll import EMPLOYER, line, payroll_file, period_months_ago
+from tests.fixtures.registry import seed_registry
 
 
 @pytest.fixture
 def hub(sftp_server: Any, dsn: str, tmp_path: Path) -> Hub:
-    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    seed_registry(dsn, tmp_path)
     return make_hub(sftp_server, EMPLOYER, dsn, tmp_path / "state", "payroll")
 
 

@@ -7,16 +7,15 @@ from typing import Any
 
 import pytest
 
-from edihub.load.registry import load_registry
 from edihub.pharmacy_writer import Line
-from tests.fixtures.fse import registry_csvs
 from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
 from tests.fixtures.pharmacy import PHARMACY, invoice, pharmacy_file
+from tests.fixtures.registry import seed_registry
 
 
 @pytest.fixture
 def hub(sftp_server: Any, dsn: str, tmp_path: Path) -> Hub:
-    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    seed_registry(dsn, tmp_path)
     return make_hub(sftp_server, PHARMACY, dsn, tmp_path / "state", "pharmacy")
 
 

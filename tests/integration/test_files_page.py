@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from edihub.load.registry import load_registry
 from edihub.ui.files_app import app
-from tests.fixtures.fse import PRACTITIONER, fse_file, registry_csvs, sheet
+from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
 from tests.fixtures.hub import make_hub
+from tests.fixtures.registry import seed_registry
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "edihub_plugin.py"
 
@@ -61,7 +61,7 @@ def test_an_engineer_sees_each_file_its_rules_and_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("EDIHUB_DATABASE_URL", dsn)
-    load_registry(dsn, registry_csvs(tmp_path / "registry"))
+    seed_registry(dsn, tmp_path)
     hub = make_hub(embedded_sftp, PRACTITIONER, dsn, tmp_path / "state", "fse")
     hub.send(fse_file(tmp_path / "F<1>.xml", [sheet(1), sheet(2, registration_number="9999")]))
     [file_id] = hub.collect()

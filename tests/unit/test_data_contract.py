@@ -22,7 +22,7 @@ from tests.fixtures.lookup import DictLookup
 SETTINGS = Settings.from_env()
 REGISTRY = {
     ("edi.registry_practitioner", "practitioner_id"): {PRACTITIONER},
-    ("edi.registry_beneficiary", "beneficiary_key"): {f"{r}/{k}" for r, k in KNOWN_INSURED},
+    ("edi.registry_insured", "beneficiary_key"): {f"{r}/{k}" for r, k in KNOWN_INSURED},
     ("edi.fse_care_sheet", "sheet_id"): {"S-LOADED"},
 }
 

@@ -23,7 +23,7 @@ from tests.fixtures.payroll import EMPLOYER, KNOWN_EMPLOYEES, line, payroll_file
 
 SETTINGS = Settings.from_env()
 REGISTRY = {
-    ("edi.registry_beneficiary", "beneficiary_key"): {
+    ("edi.registry_insured", "beneficiary_key"): {
         f"{number}/0" for number in (*KNOWN_EMPLOYEES, "111111", "222222")
     },
 }

@@ -82,10 +82,19 @@ class DataContract:
 
     @classmethod
     def load(cls, folder: Path) -> DataContract:
-        spec = yaml.safe_load((folder / "contract.yaml").read_text(encoding="utf-8"))
-        suites = {
-            p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))
-        }
+        """The contract in ``folder``. A document's folder (the version folder above it has a
+        contract.yaml too) adds to what the version's documents share: suites by name,
+        derived columns, parameters and summary fields by key."""
+        spec, suites = _read(folder)
+        if (folder.parent / "contract.yaml").is_file():
+            shared_spec, shared_suites = _read(folder.parent)
+            suites = shared_suites | suites
+            for key, value in spec.items():
+                if isinstance(value, dict) and isinstance(shared_spec.get(key), dict):
+                    shared_spec[key] = shared_spec[key] | value
+                else:
+                    shared_spec[key] = value
+            spec = shared_spec
         for table, suite in suites.items():
             for exp in suite["expectations"]:
                 meta = exp.get("meta", {})
@@ -93,6 +102,14 @@ class DataContract:
                 if missing or meta["on_failure"] not in (REJECT_RECORD, REJECT_FILE):
                     raise ValueError(f"{folder}/{table}.json: {exp['type']} needs meta {missing}")
         return cls(folder=folder, suites=suites, spec=spec)
+
+
+def _read(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    spec = yaml.safe_load((folder / "contract.yaml").read_text(encoding="utf-8")) or {}
+    suites = {
+        p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))
+    }
+    return spec, suites
 
 
 def _parameters_of(kwargs: dict[str, Any]) -> Iterable[str]:
@@ -372,8 +389,12 @@ class FileCheck:
                 if spec.get("as") == "month_end" and row[name]:
                     # a YYYY-MM period, as its last day: comparable with date parameters
                     row[name] = pd.Timestamp(f"{row[name]}-01") + pd.offsets.MonthEnd(0)
+                elif isinstance(row[name], dt.date):
+                    row[name] = pd.Timestamp(row[name])
             elif "trailer" in spec:
                 row[name] = trailer.get(spec["trailer"])
+            elif "context" in spec:
+                row[name] = self.context[spec["context"]]
             elif "count" in spec:
                 row[name] = (
                     self.children_found if spec["count"] == "children" else (self.records_found)

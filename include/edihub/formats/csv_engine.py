@@ -254,21 +254,19 @@ class CsvFile:
             amounts = text.cast(pa.decimal128(18, 2))
             return pc.multiply(amounts, pa.scalar(100, pa.decimal128(3, 0))).cast(pa.int64())
         if spec.type == "date":
-            try:
-                return pc.strptime(text, format="%Y-%m-%d", unit="s").cast(pa.date32())
-            except pa.ArrowInvalid:
-                for i, value in enumerate(text.to_pylist()):
-                    try:
-                        if value is not None:
-                            CONVERTERS["date"](value)
-                    except ValueError:
-                        raise self._refuse(
-                            "FIELD_TYPE",
-                            f"field {spec.name} is {value!r}, not a date of the calendar",
-                            i,
-                            first,
-                        ) from None
-                raise
+            # strptime rolls 2016-02-30 over to March: a date is valid if it reads back the same.
+            parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
+            same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), text)
+            wrong = pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(same, False)))
+            if pc.any(wrong).as_py():
+                index = _first_true(wrong)
+                raise self._refuse(
+                    "FIELD_TYPE",
+                    f"field {spec.name} is {text[index].as_py()!r}, not a date of the calendar",
+                    index,
+                    first,
+                )
+            return parsed.cast(pa.date32())
         raise FileRefused("FIELD_TYPE", f"type {spec.type} is not read from CSV")
 
 

@@ -33,6 +33,7 @@ ARROW_TYPES = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("s", tz="UTC"),
     "cents": pa.int64(),
+    "bool": pa.bool_(),
 }
 # Schema errors are located by a second, whole-tree validation up to this size.
 LOCATE_LIMIT = 32 * 1024 * 1024
@@ -77,6 +78,7 @@ CONVERTERS = {
     "date": lambda text: dt.date.fromisoformat(text[:10]),
     "timestamp": _timestamp,
     "cents": _cents,
+    "bool": lambda text: text in ("true", "1"),  # xs:boolean's lexical forms
 }
 
 
