@@ -29,11 +29,11 @@ def test_every_dag_file_imports(dagbag: Any) -> None:
 def test_every_feed_has_its_contracts(feed: str) -> None:
     settings = Settings.from_env()
     for fmt in feed_formats(settings.formats_dir, feed):
-        contract = DataContract.load(settings.contracts_dir / feed / f"v{fmt.version}")
+        contract = DataContract.load(fmt.contract_dir(settings.contracts_dir))
         tables = {fmt.record.table, "file"} | (
             {fmt.record.children.table} if fmt.record.children else set()
         )
-        assert tables == set(contract.suites), (feed, fmt.version)
+        assert tables == set(contract.suites), fmt.label
 
 
 def test_dags_have_owner_docs_tags_and_retries(dagbag: Any) -> None:

@@ -76,6 +76,35 @@ _REFUSALS: dict[str, tuple[str, str]] = {
         "a field does not hold what its type says (e.g. letters in a number, an impossible "
         "date), or a line holds a control character",
     ),
+    "FILE_NAME": (
+        "rejected",
+        "the file name is not one of the documents listed on this page (`<document>_YYYYMMDD.csv`)"
+        ", or its date is not a date",
+    ),
+    "HEADER_ROW": (
+        "rejected",
+        "the header row does not name the columns of a version of this document (missing, "
+        "unknown or repeated columns, or another separator than the comma)",
+    ),
+    "ROW_COLUMNS": (
+        "rejected",
+        "a row has more or fewer cells than the header row (the line is given)",
+    ),
+    "MISSING_VALUE": ("rejected", "a required column is empty (the record and line are given)"),
+    "FIELD_TYPE": (
+        "rejected",
+        "a value does not hold what its type says (a number, a date YYYY-MM-DD of the calendar, "
+        "true/false): the record, line and value are given",
+    ),
+    "INCOMPLETE_SNAPSHOT": (
+        "rejected",
+        "snapshots only: some records failed the rules below, and a snapshot is loaded whole or "
+        "not at all; the previous snapshot stays in force",
+    ),
+    "STALE_SNAPSHOT": (
+        "rejected",
+        "snapshots only: a more recent snapshot of the same document was loaded first",
+    ),
     "ALL_RECORDS_REJECTED": (
         "rejected",
         "every record of the file was rejected by the rules below: nothing is loaded",
@@ -95,9 +124,17 @@ FAMILY_REFUSALS = {
             "NOT_WELL_FORMED", "SCHEMA_VIOLATION"),
     "fixed_width": ("EMPTY_FILE", "NOT_TEXT", "ENCODING", "UNKNOWN_FORMAT", "RECORD_LENGTH",
                     "UNKNOWN_RECORD_TYPE", "STRUCTURE", "LAYOUT_VIOLATION"),
+    "csv": ("EMPTY_FILE", "NOT_TEXT", "ENCODING", "FILE_NAME", "HEADER_ROW", "ROW_COLUMNS",
+            "MISSING_VALUE", "FIELD_TYPE"),
 }  # fmt: skip
 COLLECT_REFUSALS_BEFORE = ("UNSAFE_NAME", "TOO_LARGE")
-COLLECT_REFUSALS_AFTER = ("ALL_RECORDS_REJECTED", "DUPLICATE_FILE", "DUPLICATE_BATCH")
+COLLECT_REFUSALS_AFTER = (
+    "ALL_RECORDS_REJECTED",
+    "INCOMPLETE_SNAPSHOT",
+    "STALE_SNAPSHOT",
+    "DUPLICATE_FILE",
+    "DUPLICATE_BATCH",
+)
 
 
 def refusal_codes(family: str) -> tuple[str, ...]:
@@ -437,16 +474,36 @@ def _fw_structure(fmt: FormatContract) -> list[str]:
     return lines
 
 
+def _csv_structure(fmt: FormatContract) -> list[str]:
+    record = fmt.record
+    key = ", ".join(f"`{k}`" for k in record.snapshot_key)
+    lines = [
+        f"File name: `{record.element}` (the date is the day the snapshot was extracted). "
+        f"UTF-8, separated by `{fmt.delimiter}`, values holding the separator or a quote in "
+        "double quotes, one header row naming the columns below (in any order), then one row "
+        "per record, one line each.",
+        "",
+        f"Loaded as `{record.table}`. A snapshot **replaces the previous one whole**; a row "
+        f"is the same row across snapshots when its {key} are, and the hub keeps every "
+        "version of it.",
+        "",
+    ]
+    rows = [
+        [_code(f.name), f.type, "optional" if f.optional else "required"] for f in record.fields
+    ]
+    return [*lines, *_table(["Column", "Type", "Value"], rows)]
+
+
 # ------------------------------------------------------------------------------ rules
 
 
 def rule_ids(contracts_dir: Path, feed: str) -> list[str]:
-    """Every rule id of every version of a feed's data contract."""
-    ids = []
-    for folder in sorted((contracts_dir / feed).glob("v*")):
-        for suite in DataContract.load(folder).suites.values():
-            ids += [exp["meta"]["rule"] for exp in suite["expectations"]]
-    return ids
+    """Every rule id of every version (and document) of a feed's data contract."""
+    ids: set[str] = set()
+    for spec in sorted((contracts_dir / feed).rglob("contract.yaml")):
+        for suite in DataContract.load(spec.parent).suites.values():
+            ids |= {exp["meta"]["rule"] for exp in suite["expectations"]}
+    return sorted(ids)
 
 
 def _rules(fmt: FormatContract, contract: DataContract) -> list[str]:
@@ -525,17 +582,72 @@ def _payroll_example(path: Path) -> Path:
     return write_payroll_file(path, "EMP001", "000001", period, lines, created, "household")
 
 
-# (feed, version) -> writes a small valid file of that version to the path given
-EXAMPLES: dict[tuple[str, int], tuple[str, Callable[[Path], Path]]] = {
-    ("fse", 1): ("FSE_P10001_000001.xml", _fse_example),
-    ("pharmacy", 1): ("PH000001_00000001.txt", _pharmacy_example),
-    ("payroll", 1): ("DSM_EMP001_000001.xml", _payroll_example),
+REGISTRY_EXAMPLES: dict[str, list[dict[str, Any]]] = {
+    "insured": [
+        {"registration_number": "123456", "beneficiary_rank": 0, "last_name": "ROSSI",
+         "first_name": "Maria", "postal_address": "12 boulevard des Moulins, 98000 MONACO",
+         "email": "maria.rossi@example.mc", "teleservice_subscribed_on": dt.date(2016, 3, 1),
+         "email_validated": True, "dematerialisation": True, "insurer_id": "MUT001",
+         "insurer_member_number": "A00012345", "insurer_consent": True},
+        {"registration_number": "123456", "beneficiary_rank": 1, "last_name": "ROSSI",
+         "first_name": "Luca", "email_validated": False, "dematerialisation": False,
+         "insurer_consent": False},
+    ],
+    "card": [
+        {"registration_number": "123456", "beneficiary_rank": 0, "fse_code": "OLD00001",
+         "valid_from": dt.date(2015, 1, 1), "valid_to": dt.date(2019, 12, 31)},
+        {"registration_number": "123456", "beneficiary_rank": 0, "fse_code": "AB12CD34",
+         "valid_from": dt.date(2020, 1, 1)},
+    ],
+    "insurer": [
+        {"insurer_id": "MUT001", "name": "Mutuelle, Monaco", "status": "active",
+         "convention_signed_on": dt.date(2014, 1, 1), "sftp_account": "mut001",
+         "export_format": "csv", "export_time": "06:00"},
+        {"insurer_id": "MUT002", "name": "Assurance Santé", "status": "paused",
+         "sftp_account": "mut002", "export_format": "xml", "export_time": "06:30"},
+    ],
+    "practitioner": [
+        {"practitioner_id": "P10001", "kind": "general_practitioner", "name": "Dr Grimaldi",
+         "fse_start_date": dt.date(2015, 6, 1)},
+        {"practitioner_id": "P10002", "kind": "specialist", "specialty": "cardiology",
+         "name": "Dr Rainier"},
+    ],
+    "pharmacy": [
+        {"pharmacy_id": "PH000001", "name": "Pharmacie du Rocher",
+         "teletransmission_start_date": dt.date(2016, 3, 1)},
+        {"pharmacy_id": "PH000002", "name": "Pharmacie de la Condamine"},
+    ],
+    "employer": [
+        {"employer_id": "EMP001", "name": "SAM Exemple", "kind": "company", "size": 12,
+         "declaration_channel": "electronic", "teleservice_subscribed_on": dt.date(2014, 2, 1)},
+        {"employer_id": "EMP002", "name": "M. Foyer", "kind": "household", "size": 1,
+         "declaration_channel": "paper"},
+    ],
+}  # fmt: skip
+
+
+def _registry_example(document: str) -> tuple[str, Callable[[Path], Path]]:
+    from edihub.registry_writer import snapshot_name, write_snapshot
+
+    def write(path: Path) -> Path:
+        return write_snapshot(path.parent, document, EXAMPLE_DATE, REGISTRY_EXAMPLES[document])
+
+    return snapshot_name(document, EXAMPLE_DATE), write
+
+
+# format label (feed/vN[/document]) -> a file name and what writes a small valid file of
+# that format to the path given
+EXAMPLES: dict[str, tuple[str, Callable[[Path], Path]]] = {
+    "fse/v1": ("FSE_P10001_000001.xml", _fse_example),
+    "pharmacy/v1": ("PH000001_00000001.txt", _pharmacy_example),
+    "payroll/v1": ("DSM_EMP001_000001.xml", _payroll_example),
+    **{f"registry/v1/{doc}": _registry_example(doc) for doc in REGISTRY_EXAMPLES},
 }
 
 
 def example_text(fmt: FormatContract) -> tuple[str, str] | None:
     """(file name, text) of the example file of this version, written by the hub's writer."""
-    entry = EXAMPLES.get((fmt.feed, fmt.version))
+    entry = EXAMPLES.get(fmt.label)
     if entry is None:
         return None
     name, write = entry
@@ -543,7 +655,7 @@ def example_text(fmt: FormatContract) -> tuple[str, str] | None:
         path = write(Path(tmp) / name)
         # The writer must have written this very version, or the page would lie.
         found, _reader = open_reader(path, path.name, [fmt], chunk_size=1000)
-        assert found.version == fmt.version
+        assert found.label == fmt.label
         return name, path.read_text(encoding="utf-8")
 
 
@@ -552,7 +664,7 @@ def _example(fmt: FormatContract) -> list[str]:
     if example is None:
         return ["No example file for this version yet.", ""]
     name, text = example
-    lang = "xml" if fmt.family == "xml" else "text"
+    lang = {"xml": "xml", "csv": "csv"}.get(fmt.family, "text")
     padded = (
         f" Every line is padded with spaces to {fmt.record_length} characters."
         if fmt.family == "fixed_width"
@@ -585,7 +697,7 @@ def _sending(feed: str, fmts: list[FormatContract]) -> list[str]:
         f"1. Connect to the funds' SFTP server with your account: you see `{inbound}` and "
         f"`{PARTNER_VIEW_ACKS}/`.",
         f"2. Upload into `{inbound}` under a temporary name ending in `.part` "
-        f"(e.g. `{EXAMPLES.get((feed, fmts[0].version), ('FILE',))[0]}.part`), then rename it "
+        f"(e.g. `{EXAMPLES.get(fmts[0].label, ('FILE',))[0]}.part`), then rename it "
         f"to its final name once complete. Names ending in {temp}, or starting with a dot, "
         "are never read, so a half-uploaded file is never taken.",
         f"3. Final names: UTF-8, at most {MAX_NAME_BYTES} bytes, no `/` or `\\`, no control "
@@ -642,7 +754,7 @@ def _refusals(fmt: FormatContract) -> list[str]:
 def render_feed(formats_dir: Path, contracts_dir: Path, feed: str) -> str:
     """The Markdown page of one feed: every version the hub accepts, newest first."""
     fmts = feed_formats(formats_dir, feed)
-    versions = ", ".join(f"v{f.version}" for f in fmts)
+    versions = ", ".join(sorted({f"v{f.version}" for f in fmts}, reverse=True))
     lines = [
         f"# Feed `{feed}`",
         "",
@@ -652,19 +764,21 @@ def render_feed(formats_dir: Path, contracts_dir: Path, feed: str) -> str:
         f"{FEEDS[feed][0].upper()}{FEEDS[feed][1:]}.",
         "",
         f"Versions accepted: {versions} (side by side; "
-        + (
-            "the namespace of the root element"
-            if fmts[0].family == "xml"
-            else "the format version in the header"
-        )
-        + " says which one a file is).",
+        + {
+            "xml": "the namespace of the root element says which one a file is",
+            "fixed_width": "the format version in the header says which one a file is",
+            "csv": "the file name says which document a file is, its header row which version",
+        }[fmts[0].family]
+        + ").",
         "",
     ]
     lines += _sending(feed, fmts)
+    structure = {"xml": _xml_structure, "fixed_width": _fw_structure, "csv": _csv_structure}
     for fmt in fmts:
-        contract = DataContract.load(contracts_dir / feed / f"v{fmt.version}")
-        lines += [f"## Version {fmt.version}", "", "### Record structure", ""]
-        lines += _xml_structure(fmt) if fmt.family == "xml" else _fw_structure(fmt)
+        contract = DataContract.load(fmt.contract_dir(contracts_dir))
+        title = f"Version {fmt.version}" + (f", document `{fmt.document}`" if fmt.document else "")
+        lines += [f"## {title}", "", "### Record structure", ""]
+        lines += structure[fmt.family](fmt)
         lines += ["### Whole-file refusals", "", *_refusals(fmt)]
         lines += ["### Rules", "", *_rules(fmt, contract)]
         lines += ["### Example", "", *_example(fmt)]
@@ -687,7 +801,7 @@ def render_index(formats_dir: Path) -> str:
     for feed, text in FEEDS.items():
         fmts = feed_formats(formats_dir, feed)
         rows.append(
-            [f"[`{feed}`]({feed}.md)", text, ", ".join(f"v{f.version}" for f in fmts),
+            [f"[`{feed}`]({feed}.md)", text, ", ".join(sorted({f"v{f.version}" for f in fmts})),
              f"`{PARTNER_VIEW_INBOUND.format(feed=feed)}/`"]
         )  # fmt: skip
     lines += _table(["Feed", "What", "Versions", "Send to"], rows)
