@@ -23,6 +23,7 @@ from tests.fixtures.payroll import EMPLOYER, KNOWN_EMPLOYEES, line, payroll_file
 
 SETTINGS = Settings.from_env()
 REGISTRY = {
+    ("edi.registry_employer", "employer_id"): {EMPLOYER, "EMP002"},
     ("edi.registry_insured", "beneficiary_key"): {
         f"{number}/0" for number in (*KNOWN_EMPLOYEES, "111111", "222222")
     },
@@ -212,6 +213,13 @@ def test_sender_must_be_the_delivering_account(tmp_path: Path) -> None:
     verdict, errors = check(payroll_file(tmp_path / "f.xml"), account="EMP002")
     assert (verdict.state, verdict.reason_code) == ("rejected", "PAY-F01")
     assert errors[0]["value"] == f"sender={EMPLOYER}"
+
+
+def test_unknown_employer_is_rejected(tmp_path: Path) -> None:
+    path = payroll_file(tmp_path / "f.xml", sender="EMP999")
+    verdict, errors = check(path, account="EMP999")
+    assert (verdict.state, verdict.reason_code) == ("rejected", "PAY-F07")
+    assert errors[0]["value"] == "sender=EMP999"
 
 
 def test_declaration_without_employees_is_rejected(tmp_path: Path) -> None:

@@ -411,7 +411,7 @@ class FileCheck:
             self.contract,
             "file",
             frame,
-            self._parameters({}),
+            self._parameters({"file": frame}),  # lookups may take a summary field (of: file.x)
             summary_cents,
             self.unchecked_parameters,
             self.tally,
