@@ -37,7 +37,6 @@ class Settings:
     declaration_window_days EDIHUB_DECLARATION_WINDOW_DAYS   oldest salary period, in days
     registry_senders EDIHUB_REGISTRY_SENDERS   accounts of the funds' core systems, which alone
                                                may send registry snapshots (comma-separated)
-    paper_senders    EDIHUB_PAPER_SENDERS      accounts of the funds' staff keying paper forms
     """
 
     state_dir: Path
@@ -48,7 +47,6 @@ class Settings:
     care_window_days: int
     declaration_window_days: int
     registry_senders: tuple[str, ...] = ("csm-core",)
-    paper_senders: tuple[str, ...] = ("csm-paper",)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,7 +59,6 @@ class Settings:
             care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
             declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
             registry_senders=_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
-            paper_senders=_names("EDIHUB_PAPER_SENDERS", ("csm-paper",)),
         )
 
     @property
@@ -72,7 +69,6 @@ class Settings:
             "care_window_days": self.care_window_days,
             "declaration_window_days": self.declaration_window_days,
             "registry_senders": list(self.registry_senders),
-            "paper_senders": list(self.paper_senders),
         }
 
     @property
