@@ -204,7 +204,7 @@ def _sheets(
         ]
         sheets.append(
             CareSheet(
-                sheet_id=f"{practitioner}-{today:%y%m%d}-{i:05d}",
+                id=f"{practitioner}-{today:%y%m%d}-{i:05d}",
                 practitioner_id=practitioner,
                 registration_number=reg,
                 beneficiary_rank=rank,

@@ -1,15 +1,23 @@
-"""Writes FSE v1 files: what a doctor's or dentist's software sends. Used by the demo and tests."""
+"""Writes FSE files: what a doctor's or dentist's software sends. Used by the demo and tests.
+
+Version 1 carries care sheets only; version 2 every message (formats/fse/v2/fse.xsd), one
+kind per file: care sheets, work stoppages, exemption and invalidity requests, dental prior
+approvals.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
-NAMESPACE = "urn:mc:caisses-sociales:edi:fse:v1"
+NAMESPACES = {1: "urn:mc:caisses-sociales:edi:fse:v1", 2: "urn:mc:caisses-sociales:edi:fse:v2"}
+NAMESPACE = NAMESPACES[1]
 
 
 @dataclass
@@ -23,16 +31,72 @@ class Act:
         return self.unit_fee * self.quantity
 
 
+def _acts_xml(acts: list[Act]) -> str:
+    return "".join(
+        f"<act><code>{escape(a.code)}</code><quantity>{a.quantity}</quantity>"
+        f"<unitFee>{a.unit_fee:.2f}</unitFee><amount>{a.amount:.2f}</amount></act>"
+        for a in acts
+    )
+
+
+def _element(name: str, value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, dt.date):
+        text = value.isoformat()
+    else:
+        text = escape(str(value))
+    return f"<{name}>{text}</{name}>"
+
+
 @dataclass
-class CareSheet:
-    sheet_id: str
+class Message(ABC):
+    """What every message starts with: its id, who made it, for whom, with which card code.
+    Each kind's own fields follow, by keyword."""
+
+    ROOT: ClassVar[str]
+    ELEMENT: ClassVar[str]
+    ID: ClassVar[str]  # the XML element of the message's id
+
+    id: str
     practitioner_id: str
     registration_number: str
     beneficiary_rank: int
     fse_code: str
+
+    def _start(self) -> str:
+        return (
+            f"{_element(self.ID, self.id)}{_element('practitionerId', self.practitioner_id)}"
+            f"<insured>{_element('registrationNumber', self.registration_number)}"
+            f"{_element('beneficiaryRank', self.beneficiary_rank)}</insured>"
+            f"{_element('fseCode', self.fse_code)}"
+        )
+
+    @abstractmethod
+    def body(self) -> str:
+        """The elements after the common start, in the XSD's order."""
+
+    @property
+    def amount(self) -> Decimal | None:
+        """What the message adds to the trailer's total; None for messages without amounts."""
+        return None
+
+    def xml(self) -> str:
+        return f"  <{self.ELEMENT}>{self._start()}{self.body()}</{self.ELEMENT}>\n"
+
+
+@dataclass(kw_only=True)
+class CareSheet(Message):
+    ROOT = "fseFile"
+    ELEMENT = "careSheet"
+    ID = "sheetId"
+
     care_date: dt.date
     acts: list[Act] = field(default_factory=list)
     total: Decimal | None = None  # None: the sum of the acts, as honest software writes it
+    prior_approval_id: str | None = None  # version 2 only: dental acts under prior approval
 
     @property
     def declared_total(self) -> Decimal:
@@ -42,46 +106,139 @@ class CareSheet:
             else sum((a.amount for a in self.acts), Decimal("0"))
         )
 
+    @property
+    def amount(self) -> Decimal:
+        return self.declared_total
 
-def _sheet_xml(s: CareSheet) -> str:
-    acts = "".join(
-        f"<act><code>{escape(a.code)}</code><quantity>{a.quantity}</quantity>"
-        f"<unitFee>{a.unit_fee:.2f}</unitFee><amount>{a.amount:.2f}</amount></act>"
-        for a in s.acts
-    )
-    return (
-        f"  <careSheet><sheetId>{escape(s.sheet_id)}</sheetId>"
-        f"<practitionerId>{escape(s.practitioner_id)}</practitionerId>"
-        f"<insured><registrationNumber>{escape(s.registration_number)}</registrationNumber>"
-        f"<beneficiaryRank>{s.beneficiary_rank}</beneficiaryRank></insured>"
-        f"<fseCode>{escape(s.fse_code)}</fseCode><careDate>{s.care_date.isoformat()}</careDate>"
-        f"{acts}<total>{s.declared_total:.2f}</total></careSheet>\n"
-    )
+    def body(self) -> str:
+        return (
+            f"{_element('careDate', self.care_date)}"
+            f"{_element('priorApprovalId', self.prior_approval_id)}"
+            f"{_acts_xml(self.acts)}{_element('total', f'{self.declared_total:.2f}')}"
+        )
+
+
+@dataclass(kw_only=True)
+class WorkStoppage(Message):
+    ROOT = "workStoppageFile"
+    ELEMENT = "workStoppage"
+    ID = "prescriptionId"
+
+    prescribed_on: dt.date
+    kind: str = "initial"  # initial | extension
+    start_date: dt.date
+    end_date: dt.date
+    reason_category: str = "illness"
+    outings_allowed: bool = True
+
+    def body(self) -> str:
+        return (
+            f"{_element('prescribedOn', self.prescribed_on)}{_element('kind', self.kind)}"
+            f"{_element('startDate', self.start_date)}{_element('endDate', self.end_date)}"
+            f"{_element('reasonCategory', self.reason_category)}"
+            f"{_element('outingsAllowed', self.outings_allowed)}"
+        )
+
+
+@dataclass(kw_only=True)
+class ExemptionRequest(Message):
+    ROOT = "exemptionRequestFile"
+    ELEMENT = "exemptionRequest"
+    ID = "requestId"
+
+    requested_on: dt.date
+    ground: str = "long_term_condition"
+    condition_code: str | None = None
+    exempt_from: dt.date
+    exempt_until: dt.date | None = None
+
+    def body(self) -> str:
+        return (
+            f"{_element('requestedOn', self.requested_on)}{_element('ground', self.ground)}"
+            f"{_element('conditionCode', self.condition_code)}"
+            f"{_element('exemptFrom', self.exempt_from)}"
+            f"{_element('exemptUntil', self.exempt_until)}"
+        )
+
+
+@dataclass(kw_only=True)
+class InvalidityRequest(Message):
+    ROOT = "invalidityRequestFile"
+    ELEMENT = "invalidityRequest"
+    ID = "requestId"
+
+    requested_on: dt.date
+    stopped_work_since: dt.date
+    incapacity_rate: int
+    condition_code: str
+
+    def body(self) -> str:
+        return (
+            f"{_element('requestedOn', self.requested_on)}"
+            f"{_element('stoppedWorkSince', self.stopped_work_since)}"
+            f"{_element('incapacityRate', self.incapacity_rate)}"
+            f"{_element('conditionCode', self.condition_code)}"
+        )
+
+
+@dataclass(kw_only=True)
+class PriorApproval(Message):
+    ROOT = "priorApprovalFile"
+    ELEMENT = "priorApproval"
+    ID = "requestId"
+
+    requested_on: dt.date
+    status: str = "submitted"  # submitted | withdrawn
+    planned_start: dt.date
+    acts: list[Act] = field(default_factory=list)
+    estimated_total: Decimal | None = None  # None: the sum of the acts
+
+    @property
+    def amount(self) -> Decimal:
+        if self.estimated_total is not None:
+            return self.estimated_total
+        return sum((a.amount for a in self.acts), Decimal("0"))
+
+    def body(self) -> str:
+        return (
+            f"{_element('requestedOn', self.requested_on)}{_element('status', self.status)}"
+            f"{_element('plannedStart', self.planned_start)}{_acts_xml(self.acts)}"
+            f"{_element('estimatedTotal', f'{self.amount:.2f}')}"
+        )
 
 
 def write_fse_file(
     path: Path,
     sender: str,
     batch_number: str,
-    sheets: Iterable[CareSheet],
+    messages: Iterable[Message],
     created_at: dt.datetime,
+    version: int = 1,
+    root: str = CareSheet.ROOT,
 ) -> Path:
-    """Stream the file out sheet by sheet (so generators of millions of sheets stay flat)."""
-    count, total = 0, Decimal("0")
+    """Stream the file out message by message (so generators of millions stay flat).
+
+    All messages are of one kind, whose ``root`` element the file takes (version 1: care
+    sheets only). The trailer counts them and, for kinds with amounts, adds them up.
+    """
+    count, total, has_amounts = 0, Decimal("0"), root in (CareSheet.ROOT, PriorApproval.ROOT)
     with path.open("w", encoding="utf-8", newline="\n") as out:
         out.write(
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<fseFile xmlns="{NAMESPACE}" '
-            f'formatVersion="1">\n  <header><sender>{escape(sender)}</sender>'
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{NAMESPACES[version]}" '
+            f'formatVersion="{version}">\n  <header><sender>{escape(sender)}</sender>'
             f"<batchNumber>{escape(batch_number)}</batchNumber>"
             f"<createdAt>{created_at.replace(microsecond=0).isoformat()}</createdAt>"
             f"<software>edihub demo</software></header>\n"
         )
-        for sheet in sheets:
-            out.write(_sheet_xml(sheet))
+        for message in messages:
+            if root != message.ROOT:
+                raise ValueError(f"a {message.ELEMENT} does not belong in a {root}")
+            if version == 1 and isinstance(message, CareSheet) and message.prior_approval_id:
+                raise ValueError("version 1 care sheets cannot name a prior approval")
+            out.write(message.xml())
             count += 1
-            total += sheet.declared_total
-        out.write(
-            f"  <trailer><sheetCount>{count}</sheetCount>"
-            f"<totalAmount>{total:.2f}</totalAmount></trailer>\n</fseFile>\n"
-        )
+            total += message.amount or 0
+        counted = "sheetCount" if version == 1 else "recordCount"
+        amounts = f"<totalAmount>{total:.2f}</totalAmount>" if has_amounts else ""
+        out.write(f"  <trailer><{counted}>{count}</{counted}>{amounts}</trailer>\n</{root}>\n")
     return path

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -29,6 +29,9 @@ from edihub.formats.contract import FieldSpec, FormatContract, TableSpec, feed_f
 from edihub.formats.readers import open_reader
 from edihub.sftp.client import MAX_NAME_BYTES, TEMP_SUFFIXES
 from edihub.sftp.layout import PARTNER_VIEW_ACKS, PARTNER_VIEW_INBOUND
+
+if TYPE_CHECKING:
+    from edihub.fse_writer import Message
 
 XS = "http://www.w3.org/2001/XMLSchema"
 EXAMPLE_DATE = dt.date(2026, 11, 2)
@@ -209,6 +212,7 @@ class _Xsd:
         self.root = etree.parse(str(path)).getroot()
         self.simple = {t.get("name"): t for t in self.root.findall(f"{{{XS}}}simpleType")}
         self.complex = {t.get("name"): t for t in self.root.findall(f"{{{XS}}}complexType")}
+        self.groups = {g.get("name"): g for g in self.root.findall(f"{{{XS}}}group")}
 
     def element(self, name: str) -> etree._Element:
         for el in self.root.findall(f"{{{XS}}}element"):
@@ -314,6 +318,10 @@ class _Xsd:
                 nodes += self.walk(particle, path)
             elif kind == "sequence":
                 nodes += self._particles(particle, path)
+            elif kind == "group":  # a named group's elements, in place
+                named = self.groups[self._local(particle.get("ref"))]
+                for inner in named.findall(f"{{{XS}}}sequence"):
+                    nodes += self._particles(inner, path)
             elif kind == "choice":
                 inner = self._particles(particle, path)
                 depth = path.count("/") + 1
@@ -350,6 +358,7 @@ _HUB_TYPES = {
     "date": "date",
     "timestamp": "date and time",
     "cents": "euros, loaded as cents",
+    "bool": "true or false",
 }
 # Fields of the "cents" type (two decimals, loaded as hundredths) that are not money.
 _HUNDREDTHS = {"hours_worked": "hours, loaded as hundredths of an hour"}
@@ -544,18 +553,81 @@ def _rules(fmt: FormatContract, contract: DataContract) -> list[str]:
 # ------------------------------------------------------------------------------ examples
 
 
-def _fse_example(path: Path) -> Path:
-    from edihub.fse_writer import Act, CareSheet, write_fse_file
+FSE_V2_DOCUMENTS = (
+    "care_sheet",
+    "work_stoppage",
+    "exemption_request",
+    "invalidity_request",
+    "prior_approval",
+)
 
-    sheets = [
-        CareSheet("S-000001", "P10001", "123456", 0, "AB12CD34", EXAMPLE_DATE,
-                  [Act("C", 1, Decimal("30.00")), Act("K", 2, Decimal("12.50"))]),
-        CareSheet("S-000002", "P10001", "654321", 0, "EF56GH78", EXAMPLE_DATE,
-                  [Act("C", 1, Decimal("30.00"))]),
-    ]  # fmt: skip
-    return write_fse_file(
-        path, "P10001", "000001", sheets, dt.datetime.combine(EXAMPLE_DATE, dt.time(9, 0))
+
+def _fse_messages(document: str) -> list[Message]:
+    """Two messages of a kind, as a doctor (a dentist, for prior approvals) sends them."""
+    from edihub.fse_writer import (
+        Act,
+        CareSheet,
+        ExemptionRequest,
+        InvalidityRequest,
+        PriorApproval,
+        WorkStoppage,
     )
+
+    day, later = EXAMPLE_DATE, EXAMPLE_DATE + dt.timedelta(days=7)
+    crown = [Act("HBLD036", 1, Decimal("107.50")), Act("HBMD049", 2, Decimal("35.00"))]
+    return {
+        "care_sheet": [
+            CareSheet("S-000001", "P10001", "123456", 0, "AB12CD34", care_date=day,
+                      acts=[Act("C", 1, Decimal("30.00")), Act("K", 2, Decimal("12.50"))]),
+            CareSheet("S-000002", "P10001", "654321", 0, "EF56GH78", care_date=day,
+                      acts=[Act("C", 1, Decimal("30.00"))]),
+        ],
+        "work_stoppage": [
+            WorkStoppage("AT-000001", "P10001", "123456", 0, "AB12CD34", prescribed_on=day,
+                         start_date=day, end_date=later, reason_category="illness"),
+            WorkStoppage("AT-000002", "P10001", "654321", 0, "EF56GH78", prescribed_on=day,
+                         kind="extension", start_date=day - dt.timedelta(days=1),
+                         end_date=later, reason_category="work_accident",
+                         outings_allowed=False),
+        ],
+        "exemption_request": [
+            ExemptionRequest("ETM-000001", "P10001", "123456", 0, "AB12CD34",
+                             requested_on=day, ground="long_term_condition",
+                             condition_code="E11.9", exempt_from=day),
+            ExemptionRequest("ETM-000002", "P10001", "654321", 0, "EF56GH78",
+                             requested_on=day, ground="long_hospital_stay", exempt_from=day,
+                             exempt_until=later),
+        ],
+        "invalidity_request": [
+            InvalidityRequest("INV-000001", "P10001", "123456", 0, "AB12CD34",
+                              requested_on=day, stopped_work_since=day - dt.timedelta(days=200),
+                              incapacity_rate=70, condition_code="M54.5"),
+            InvalidityRequest("INV-000002", "P10001", "654321", 0, "EF56GH78",
+                              requested_on=day, stopped_work_since=day - dt.timedelta(days=400),
+                              incapacity_rate=100, condition_code="G35"),
+        ],
+        "prior_approval": [
+            PriorApproval("DAP-000001", "D20001", "123456", 0, "AB12CD34", requested_on=day,
+                          planned_start=later, acts=crown),
+            PriorApproval("DAP-000000", "D20001", "654321", 0, "EF56GH78", requested_on=day,
+                          status="withdrawn", planned_start=later, acts=crown[:1]),
+        ],
+    }[document]  # fmt: skip
+
+
+def _fse_example(version: int, document: str = "care_sheet") -> tuple[str, Callable[[Path], Path]]:
+    from edihub.fse_writer import write_fse_file
+
+    messages = _fse_messages(document)
+    sender = messages[0].practitioner_id
+
+    def write(path: Path) -> Path:
+        created = dt.datetime.combine(EXAMPLE_DATE, dt.time(9, 0))
+        return write_fse_file(
+            path, sender, "000001", messages, created, version=version, root=messages[0].ROOT
+        )
+
+    return f"FSE_{sender}_000001.xml", write
 
 
 def _pharmacy_example(path: Path) -> Path:
@@ -638,7 +710,8 @@ def _registry_example(document: str) -> tuple[str, Callable[[Path], Path]]:
 # format label (feed/vN[/document]) -> a file name and what writes a small valid file of
 # that format to the path given
 EXAMPLES: dict[str, tuple[str, Callable[[Path], Path]]] = {
-    "fse/v1": ("FSE_P10001_000001.xml", _fse_example),
+    "fse/v1": _fse_example(1),
+    **{f"fse/v2/{doc}": _fse_example(2, doc) for doc in FSE_V2_DOCUMENTS},
     "pharmacy/v1": ("PH000001_00000001.txt", _pharmacy_example),
     "payroll/v1": ("DSM_EMP001_000001.xml", _payroll_example),
     **{f"registry/v1/{doc}": _registry_example(doc) for doc in REGISTRY_EXAMPLES},

@@ -18,6 +18,7 @@ from edihub.fse_writer import Act
 from edihub.validation import check_file
 from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, sheet
 from tests.fixtures.lookup import DictLookup
+from tests.fixtures.registry import CARD_CODE, OLD_CARD_CODE
 
 SETTINGS = Settings.from_env()
 REGISTRY = {
@@ -27,7 +28,12 @@ REGISTRY = {
 }
 
 
-lookup = DictLookup(REGISTRY)
+CARDS = {
+    ("edi.registry_card", "card_key"): [
+        (f"{r}/{k}/{CARD_CODE}", dt.date(2020, 1, 1), None) for r, k in KNOWN_INSURED
+    ]
+}
+lookup = DictLookup(REGISTRY, CARDS)
 
 
 def check(path: Path, account: str | None = PRACTITIONER) -> tuple[Any, list[dict[str, Any]]]:
@@ -52,14 +58,25 @@ def test_clean_file_is_accepted(tmp_path: Path) -> None:
         ({"care_date": dt.date(2001, 1, 1)}, "FSE-R05", "care_date"),
         ({"practitioner_id": "P99999"}, "FSE-R06", "practitioner_id"),
         ({"registration_number": "9999"}, "FSE-R07", "registration_number"),
-        ({"sheet_id": "S-LOADED"}, "FSE-R02", "sheet_id"),
+        ({"id": "S-LOADED"}, "FSE-R02", "sheet_id"),
+        # the insured's card of 2019: not the code valid on the date of care
+        ({"fse_code": OLD_CARD_CODE}, "FSE-R10", "fse_code"),
         (
             {"acts": [Act("C", 1, Decimal("-30.00"))], "total": Decimal("-30.00")},
             "FSE-R03",
             "total",
         ),
     ],
-    ids=["total", "future", "too-old", "practitioner", "insured", "already-loaded", "negative"],
+    ids=[
+        "total",
+        "future",
+        "too-old",
+        "practitioner",
+        "insured",
+        "already-loaded",
+        "old-card",
+        "negative",
+    ],
 )
 def test_record_rules_reject_only_the_record(
     tmp_path: Path, change: dict[str, Any], rule: str, field: str
@@ -72,7 +89,7 @@ def test_record_rules_reject_only_the_record(
     mine = [e for e in errors if e["rule"] == rule]
     assert mine, errors
     assert mine[0]["record_no"] == 3
-    assert mine[0]["record_id"] == sheets[2].sheet_id
+    assert mine[0]["record_id"] == sheets[2].id
     assert mine[0]["field"] == field
     assert mine[0]["value"]
 

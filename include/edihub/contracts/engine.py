@@ -83,12 +83,18 @@ class DataContract:
     @classmethod
     def load(cls, folder: Path) -> DataContract:
         """The contract in ``folder``. A document's folder (the version folder above it has a
-        contract.yaml too) adds to what the version's documents share: suites by name,
-        derived columns, parameters and summary fields by key."""
+        contract.yaml too) adds to what the version's documents share: its suites' rules to
+        those of the shared suite of the same name (file.json), derived columns, parameters
+        and summary fields by key."""
         spec, suites = _read(folder)
         if (folder.parent / "contract.yaml").is_file():
             shared_spec, shared_suites = _read(folder.parent)
-            suites = shared_suites | suites
+            for table, suite in suites.items():
+                if table in shared_suites:
+                    shared = shared_suites[table]
+                    suite = suite | {"expectations": shared["expectations"] + suite["expectations"]}
+                shared_suites[table] = suite
+            suites = shared_suites
             for key, value in spec.items():
                 if isinstance(value, dict) and isinstance(shared_spec.get(key), dict):
                     shared_spec[key] = shared_spec[key] | value
