@@ -75,7 +75,11 @@ def test_an_engineer_sees_each_file_its_rules_and_errors(
     assert detail["file"]["state"] == "loaded_with_errors"
     rules = {(r["rule"], r["failed"]) for r in detail["results"]}
     assert ("FSE-R07", 1) in rules and ("FSE-R04", 0) in rules
-    assert [(e["record_no"], e["rule"]) for e in detail["errors"]] == [(2, "FSE-R07")]
+    # an insured unknown to the registry has no valid card either
+    assert [(e["record_no"], e["rule"]) for e in detail["errors"]] == [
+        (2, "FSE-R07"),
+        (2, "FSE-R10"),
+    ]
     page = logged_in.get(f"/files/{file_id}")
     assert page.status_code == 200 and "FSE-R07" in page.text
     assert logged_in.get("/files/999999").status_code == 404

@@ -567,8 +567,9 @@ def _inbound_files(dsn: str) -> list[dict[str, Any]]:
 
     with connect(dsn) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(
-            "SELECT id, feed, sender, remote_name, state, records_total, records_loaded,"
-            " records_rejected, ack_path, reason FROM edi.inbound_file ORDER BY id"
+            "SELECT id, feed, format_version, document, sender, remote_name, state,"
+            " records_total, records_loaded, records_rejected, ack_path, reason"
+            " FROM edi.inbound_file ORDER BY id"
         )
         return [dict(r) for r in cur.fetchall()]
 
@@ -602,7 +603,10 @@ def report(
         + (f" ({earlier} earlier rows not shown)" if earlier else ""),
         title_justify="left",
     )
-    columns = ("id", "feed", "sender", "remote_name", "state", "total", "loaded", "rejected", "ack")
+    columns = (
+        "id", "feed", "format", "sender", "remote_name", "state", "total", "loaded", "rejected",
+        "ack",
+    )  # fmt: skip
     for name in columns:
         numeric = name in ("id", "total", "loaded", "rejected")
         table.add_column(name, justify="right" if numeric else "left")
@@ -610,6 +614,10 @@ def report(
         table.add_row(
             str(r["id"]),
             escape(r["feed"]),
+            # the version and, for feeds of several documents, which one the file is
+            "/".join(p for p in (f"v{r['format_version']}", r["document"]) if p)
+            if r["format_version"]
+            else "",
             escape(r["sender"]),
             escape(r["remote_name"]),
             r["state"],

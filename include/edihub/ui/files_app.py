@@ -61,8 +61,8 @@ def _access() -> Any:
 app = FastAPI(title="EDI hub: inbound files", dependencies=[_access()])
 
 FILE_COLUMNS = (
-    "id, feed, sender, remote_name, sha256, size_bytes, batch_number, format_version, state,"
-    " reason_code, reason, records_total, records_loaded, records_rejected, received_at,"
+    "id, feed, sender, remote_name, sha256, size_bytes, batch_number, format_version, document,"
+    " state, reason_code, reason, records_total, records_loaded, records_rejected, received_at,"
     " decided_at, archived_at, archive_path, acked_at, ack_path"
 )
 
