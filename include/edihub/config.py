@@ -37,6 +37,11 @@ class Settings:
     declaration_window_days EDIHUB_DECLARATION_WINDOW_DAYS   oldest salary period, in days
     registry_senders EDIHUB_REGISTRY_SENDERS   accounts of the funds' core systems, which alone
                                                may send registry snapshots (comma-separated)
+    paper_senders    EDIHUB_PAPER_SENDERS      accounts of the funds' staff keying declarations
+                                               received on paper, which alone may send payroll
+                                               declarations on an employer's behalf (channel
+                                               paper; comma-separated, each matching the payroll
+                                               XSD's sender pattern [A-Z][A-Z0-9]{2,15})
     """
 
     state_dir: Path
@@ -47,6 +52,7 @@ class Settings:
     care_window_days: int
     declaration_window_days: int
     registry_senders: tuple[str, ...] = ("csm-core",)
+    paper_senders: tuple[str, ...] = ("CSMSAISIE",)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -59,6 +65,7 @@ class Settings:
             care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
             declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
             registry_senders=_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
+            paper_senders=_names("EDIHUB_PAPER_SENDERS", ("CSMSAISIE",)),
         )
 
     @property
@@ -69,6 +76,7 @@ class Settings:
             "care_window_days": self.care_window_days,
             "declaration_window_days": self.declaration_window_days,
             "registry_senders": list(self.registry_senders),
+            "paper_senders": list(self.paper_senders),
         }
 
     @property

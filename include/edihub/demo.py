@@ -1,6 +1,6 @@
 """A small, deterministic demo: the registry snapshots the funds' core systems send, the FSE
-files three practitioners send, the pharmacy files two pharmacies send and two employers'
-salary declarations.
+files three practitioners send, the pharmacy files two pharmacies send, two employers'
+salary declarations and one the funds' staff keyed in from a household employer's paper form.
 
 The files are made to show every outcome a sender can get: accepted, accepted with errors
 (two sheets refused by the data contract; one pharmacy invoice whose line amount is not
@@ -28,7 +28,13 @@ PRACTITIONERS = [
 ]
 SPECIALTIES = {"P10002": "cardiology"}
 CORE_SYSTEMS = "csm-core"  # the account the funds' core systems send registry snapshots from
-EMPLOYERS = [("EMP0001", "SAM Demo", "company", 12), ("EMP0002", "M. et Mme Demo", "household", 2)]
+# id, name, kind, size, how it declares (paper: the funds' staff key its forms in)
+EMPLOYERS = [
+    ("EMP0001", "SAM Demo", "company", 12, "electronic"),
+    ("EMP0002", "M. et Mme Demo", "household", 2, "electronic"),
+    ("EMP0003", "Mme Papier Demo", "household", 1, "paper"),
+]
+PAPER_KEYING = "CSMSAISIE"  # the funds' account for keyed-in paper declarations (paper_senders)
 INSURERS = [
     ("MUT001", "Mutuelle Demo", "csv", "06:00"),
     ("MUT002", "Assurance Santé Demo", "xml", "06:30"),
@@ -154,10 +160,11 @@ def _registry(
             "name": name,
             "kind": kind,
             "size": size,
-            "declaration_channel": "electronic",
-            "teleservice_subscribed_on": dt.date(2015, 10, 12),
+            "declaration_channel": channel,
+            # a paper employer has not subscribed to the teleservice
+            "teleservice_subscribed_on": dt.date(2015, 10, 12) if channel == "electronic" else None,
         }
-        for eid, name, kind, size in EMPLOYERS
+        for eid, name, kind, size, channel in EMPLOYERS
     ]
     insurers = [
         {
@@ -307,25 +314,33 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
     wrong.amount = wrong.quantity * wrong.unit_price + 100
     send_pharmacy("PH000002", "00000002", with_errors)
 
-    # Last month's salary declarations: a company declaring gross salaries, and a household
-    # employer declaring its domestic staff's net salaries (the hub computes the gross).
+    # Last month's salary declarations: a company declaring gross salaries, a household
+    # employer declaring its domestic staff's net salaries (the hub computes the gross), and a
+    # household employer's paper form keyed in and sent by the funds' staff (payroll v2).
     payroll_outbox = out_dir / "payroll"
     payroll_outbox.mkdir(parents=True, exist_ok=True)
     period = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
     employees = [number for number, rank in insured if rank == 0]
     erng = random.Random(f"payroll-{seed}")
 
-    def declare(employer: str, kind: str, lines: list[SalaryLine]) -> None:
+    def declare(
+        employer: str, kind: str, lines: list[SalaryLine], sender: str | None = None
+    ) -> None:
+        """The employer's own v1 file, or (``sender``: the paper account) a paper v2 one."""
+        paper = sender is not None
         path = write_payroll_file(
             payroll_outbox / f"DSM_{employer}_{period}.xml",
-            employer,
+            sender or employer,
             "000001",
             period,
             lines,
             created,
             kind,
+            channel="paper" if paper else "electronic",
+            version=2 if paper else 1,
+            employer=employer if paper else None,
         )
-        files.setdefault(employer, []).append(DemoFile("payroll", path))
+        files.setdefault(sender or employer, []).append(DemoFile("payroll", path))
 
     staff = erng.sample(employees, 14)
     declare("EMP0001", "company", [
@@ -338,4 +353,9 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
                    net_salary=Decimal(erng.randint(900_00, 1800_00)) / 100)
         for i, number in enumerate(staff[12:])
     ])  # fmt: skip
+    # Drawn after the others, so that their files stay as they were.
+    [keyed] = erng.sample([n for n in employees if n not in staff], 1)
+    declare("EMP0003", "household", [
+        SalaryLine(keyed, "NOM14", "Prenom", Decimal("43.33"), net_salary=Decimal("640.00")),
+    ], sender=PAPER_KEYING)  # fmt: skip
     return DemoSet(files=files)

@@ -642,16 +642,25 @@ def _pharmacy_example(path: Path) -> Path:
     return write_pharmacy_file(path, "PH000001", "00000001", invoices, EXAMPLE_DATE)
 
 
-def _payroll_example(path: Path) -> Path:
+def _payroll_example(version: int) -> tuple[str, Callable[[Path], Path]]:
+    """A household employer's own declaration (v2: it names itself as the employer; the page
+    is read by employers, so the example is theirs, not the funds' paper-keying staff's)."""
     from edihub.payroll_writer import SalaryLine, write_payroll_file
 
-    lines = [
-        SalaryLine("123456", "ROSSI", "Maria", Decimal("151.67"), gross_salary=Decimal("2305.69")),
-        SalaryLine("654321", "BIANCHI", "Luca", Decimal("86.67"), net_salary=Decimal("1200.00")),
-    ]
-    created = dt.datetime.combine(EXAMPLE_DATE, dt.time(9, 0))
-    period = EXAMPLE_DATE.strftime("%Y-%m")
-    return write_payroll_file(path, "EMP001", "000001", period, lines, created, "household")
+    def write(path: Path) -> Path:
+        lines = [
+            SalaryLine("123456", "ROSSI", "Maria", Decimal("151.67"),
+                       gross_salary=Decimal("2305.69")),
+            SalaryLine("654321", "BIANCHI", "Luca", Decimal("86.67"),
+                       net_salary=Decimal("1200.00")),
+        ]  # fmt: skip
+        created = dt.datetime.combine(EXAMPLE_DATE, dt.time(9, 0))
+        period = EXAMPLE_DATE.strftime("%Y-%m")
+        return write_payroll_file(
+            path, "EMP001", "000001", period, lines, created, "household", version=version
+        )
+
+    return "DSM_EMP001_000001.xml", write
 
 
 REGISTRY_EXAMPLES: dict[str, list[dict[str, Any]]] = {
@@ -713,7 +722,7 @@ EXAMPLES: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "fse/v1": _fse_example(1),
     **{f"fse/v2/{doc}": _fse_example(2, doc) for doc in FSE_V2_DOCUMENTS},
     "pharmacy/v1": ("PH000001_00000001.txt", _pharmacy_example),
-    "payroll/v1": ("DSM_EMP001_000001.xml", _payroll_example),
+    **{f"payroll/v{version}": _payroll_example(version) for version in (1, 2)},
     **{f"registry/v1/{doc}": _registry_example(doc) for doc in REGISTRY_EXAMPLES},
 }
 

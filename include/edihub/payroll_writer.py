@@ -1,6 +1,6 @@
-"""Writes payroll v1 files: an employer's monthly salary declaration (DSM 2.0 style), as the
-employer's payroll software, or the funds' staff keying a paper declaration, sends it.
-Used by the demo and tests."""
+"""Writes payroll files, v1 or v2: an employer's monthly salary declaration (DSM 2.0 style), as
+the employer's payroll software, or the funds' staff keying a paper declaration, sends it.
+Used by the demo, the partner docs and tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-NAMESPACE = "urn:mc:caisses-sociales:edi:payroll:v1"
+# version -> the namespace that names it (formats/payroll/v<N>/format.yaml)
+NAMESPACES = {v: f"urn:mc:caisses-sociales:edi:payroll:v{v}" for v in (1, 2)}
 
 
 @dataclass
@@ -57,17 +58,27 @@ def write_payroll_file(
     created_at: dt.datetime,
     employer_kind: str = "company",
     channel: str = "electronic",
+    version: int = 1,
+    employer: str | None = None,
 ) -> Path:
     """Stream the declaration out line by line (generators of any size stay flat in memory).
 
     The trailer counts the lines and sums their gross salaries (net lines count for 0).
+    ``version`` 2 names the ``employer`` apart from the sender (by default the sender itself:
+    an employer sending its own declaration); version 1 has no such field.
     """
+    if version not in NAMESPACES:
+        raise ValueError(f"payroll version {version} does not exist (known: {list(NAMESPACES)})")
+    if version == 1 and employer is not None:
+        # v1's sender is the employer: writing the file anyway would drop the employer silently
+        raise ValueError("payroll v1 has no employer field: the sender is the employer")
+    employer_xml = "" if version == 1 else f"<employer>{escape(employer or sender)}</employer>"
     count, total = 0, Decimal("0")
     with path.open("w", encoding="utf-8", newline="\n") as out:
         out.write(
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<declaration xmlns="{NAMESPACE}" '
-            f'formatVersion="1">\n  <header><sender>{escape(sender)}</sender>'
-            f"<batchNumber>{escape(batch_number)}</batchNumber>"
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<declaration xmlns="{NAMESPACES[version]}" '
+            f'formatVersion="{version}">\n  <header><sender>{escape(sender)}</sender>'
+            f"{employer_xml}<batchNumber>{escape(batch_number)}</batchNumber>"
             f"<period>{escape(period)}</period><channel>{escape(channel)}</channel>"
             f"<employerKind>{escape(employer_kind)}</employerKind>"
             f"<createdAt>{created_at.replace(microsecond=0).isoformat()}</createdAt></header>\n"

@@ -43,7 +43,7 @@ EXPECTED = {
     ("registry", "csm-core", f"card_{YESTERDAY}.csv"): ("loaded", 300, 300, 0),
     ("registry", "csm-core", f"practitioner_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
     ("registry", "csm-core", f"pharmacy_{YESTERDAY}.csv"): ("loaded", 2, 2, 0),
-    ("registry", "csm-core", f"employer_{YESTERDAY}.csv"): ("loaded", 2, 2, 0),
+    ("registry", "csm-core", f"employer_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
     ("registry", "csm-core", f"insurer_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
     ("fse", "P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
     ("fse", "P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
@@ -55,6 +55,8 @@ EXPECTED = {
     ("pharmacy", "PH000002", "PHA_PH000002_00000002.txt"): ("loaded_with_errors", 6, 5, 1),
     ("payroll", "EMP0001", f"DSM_EMP0001_{LAST_MONTH}.xml"): ("loaded", 12, 12, 0),
     ("payroll", "EMP0002", f"DSM_EMP0002_{LAST_MONTH}.xml"): ("loaded", 2, 2, 0),
+    # a household employer's paper form, keyed in and sent by the funds' staff (payroll v2)
+    ("payroll", "CSMSAISIE", f"DSM_EMP0003_{LAST_MONTH}.xml"): ("loaded", 1, 1, 0),
 }
 
 
@@ -140,5 +142,10 @@ def test_edihub_run_collects_the_demo_files_and_leaves_nothing_running(tmp_path:
         assert ack.is_file(), ack
         assert ack.parent == state / "sftp" / "partners" / r["sender"] / "outbound" / "acks"
         assert str(ack.parent) in out  # the report says where the acks are
+
+    # The paper declaration's payslip waits in the paper account's folder, for the mail room.
+    paper = state / "sftp" / "partners" / "CSMSAISIE" / "outbound" / "payroll" / LAST_MONTH
+    assert [p.name for p in paper.iterdir()] == ["EMP0003"]
+    assert "recapitulatif_cotisations.html" in {p.name for p in (paper / "EMP0003").iterdir()}
 
     assert processes_of(state) == []  # the test's own PostgreSQL start is stopped too

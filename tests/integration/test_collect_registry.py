@@ -51,7 +51,7 @@ def test_every_document_is_loaded_and_acknowledged(hub: Hub, tmp_path: Path) -> 
         " WHERE document = 'practitioner'"
     ) == [("practitioner", SNAPSHOT_DAY, 3)]
     assert hub.query("SELECT count(*) FROM edi.registry_history WHERE valid_to IS NULL") == [
-        (3 + 6 + 3 + 2 + 1 + 1,)
+        (3 + 6 + 3 + 3 + 1 + 1,)  # insured, cards, practitioners, employers, ...
     ]
     assert ack_status(hub.ack("insured_20260131.csv")) == ("accepted", "A")
 

@@ -1,5 +1,9 @@
 """Dues of a loaded salary declaration: gross from net where the employer declared net, then
-the contributions per fund, line by line, inside the transaction that loads the file."""
+the contributions per fund, line by line, inside the transaction that loads the file.
+
+Lines and dues belong to the declaration's employer: the header's ``employer`` (payroll v2,
+where the funds' staff may send a paper declaration on an employer's behalf), else the sender
+(v1, where the sender is the employer)."""
 
 from __future__ import annotations
 
@@ -22,9 +26,16 @@ def reduced_household_base(kind: str, lines: list[dict[str, Any]], max_hours: De
 
 
 def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
-    """Write ``edi.payroll_contribution`` for every loaded line of the file; return the count."""
+    """Give the file's lines their employer and write ``edi.payroll_contribution`` for each;
+    return the count."""
+    # The COPY of the lines is the same for every feed and knows no header: the employer
+    # is set here, in the same transaction, so no committed line lacks it.
     cur.execute(
-        "SELECT employee_id, sender, hours_worked, gross_salary, net_salary"
+        "UPDATE edi.payroll_salary_line SET employer_id = coalesce(%s, sender) WHERE file_id = %s",
+        (header.get("employer"), file_id),
+    )
+    cur.execute(
+        "SELECT employee_id, sender, employer_id, hours_worked, gross_salary, net_salary"
         " FROM edi.payroll_salary_line WHERE file_id = %s ORDER BY record_no",
         (file_id,),
     )
@@ -47,7 +58,7 @@ def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
         c = contributions(gross, p, household_reduced_base=reduced)
         rows.append(
             (
-                file_id, line["employee_id"], line["sender"], period,
+                file_id, line["employee_id"], line["sender"], line["employer_id"], period,
                 *(int(v * HUNDRED) for v in (
                     c.gross, c.net,
                 )),
@@ -62,7 +73,8 @@ def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
         )  # fmt: skip
     psycopg2.extras.execute_values(
         cur,
-        "INSERT INTO edi.payroll_contribution (file_id, employee_id, sender, period, gross, net,"
+        "INSERT INTO edi.payroll_contribution (file_id, employee_id, sender, employer_id,"
+        " period, gross, net,"
         " gross_computed, ccss_base, ccss_employer, car_employer, car_employee, ac_employer,"
         " ac_employee, supplementary_employer, supplementary_employee, rates_assumed)"
         " VALUES %s",

@@ -1,6 +1,9 @@
 """What the hub returns to a household employer for each loaded declaration: one payslip per
 employee (the brochure's "bulletin de paye") and a summary of the contributions due, as HTML in
-the employer's ``/outbound/payroll/<period>/`` folder."""
+the sender's ``/outbound/payroll/<period>/`` folder. A declaration the funds' staff keyed in
+from paper for an employer (payroll v2, channel paper) was sent from their own account: its
+documents go to that account's ``/outbound/payroll/<period>/<employer>/``, where the mail room
+prints and posts them (such an employer has no SFTP account)."""
 
 from __future__ import annotations
 
@@ -47,8 +50,11 @@ def publish(sftp: paramiko.SFTPClient, conn: Any, file: dict[str, Any]) -> list[
     rows = _rows(conn, file["id"])
     if not rows:
         return []
-    employer, period = file["sender"], header["period"]
-    folder = layout.payslips_dir(employer, period)
+    # v2 names the employer in the header; in v1 the sender is the employer.
+    sender, period = file["sender"], header["period"]
+    employer = header.get("employer") or sender
+    # A sender declaring for others gets one folder per employer, so none is mixed up.
+    folder = layout.payslips_dir(sender, period, employer if employer != sender else None)
     reduced = any(r["ccss_base"] < r["gross"] for r in rows)
     written = []
     payslip = _template("payslip.html")

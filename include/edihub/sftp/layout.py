@@ -26,9 +26,14 @@ def acks_dir(partner_id: str) -> str:
     return posixpath.join(partner_root(partner_id), "outbound", "acks")
 
 
-def payslips_dir(partner_id: str, period: str) -> str:
-    """Household employers' payslips and contribution summary of a period (YYYY-MM)."""
-    return posixpath.join(partner_root(partner_id), "outbound", "payroll", period)
+def payslips_dir(partner_id: str, period: str, employer: str | None = None) -> str:
+    """Household employers' payslips and contribution summary of a period (YYYY-MM).
+
+    ``employer``: a subfolder for that employer, when the partner sends for employers other
+    than itself (the funds' paper-keying account, whose mail room prints and posts them).
+    """
+    folder = posixpath.join(partner_root(partner_id), "outbound", "payroll", period)
+    return posixpath.join(folder, employer) if employer else folder
 
 
 def partner_folders() -> tuple[str, ...]:
