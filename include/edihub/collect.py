@@ -69,6 +69,7 @@ class InboundFile:
     path: str
     size: int
     mtime: float
+    not_regular: str = ""  # a symlink, FIFO...: refused unread (sftp.client.ListResult)
 
 
 # ---------------------------------------------------------------- list
@@ -90,7 +91,8 @@ def list_inbound(sftp: paramiko.SFTPClient, feed: str, settle_seconds: int) -> l
         for f in listing.waiting:
             log.info("wait %s: still being written or too recent", _shown(f.path))
         ready += [
-            InboundFile(partner, feed, f.name, f.path, f.size, f.mtime) for f in listing.ready
+            InboundFile(partner, feed, f.name, f.path, f.size, f.mtime, f.not_regular)
+            for f in listing.ready
         ]
     log.info("%d %s file(s) ready", len(ready), feed)
     return ready
@@ -151,6 +153,14 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
         unsafe = sftp_client.unsafe_name_reason(item.name)
         if unsafe:
             file_id = _quarantine_row(cur, item, "UNSAFE_NAME", f"file name refused: {unsafe}")
+            conn.commit()
+            return file_id
+        if item.not_regular:
+            reason = (
+                f"this is a {item.not_regular}, not a regular file: it was not read or "
+                "followed; upload the file itself"
+            )
+            file_id = _quarantine_row(cur, item, "NOT_A_REGULAR_FILE", reason)
             conn.commit()
             return file_id
         if item.size > settings.max_file_bytes:

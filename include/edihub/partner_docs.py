@@ -49,7 +49,17 @@ _REFUSALS: dict[str, tuple[str, str]] = {
         f"the file name is not usable: not UTF-8, empty, longer than {MAX_NAME_BYTES} bytes, "
         "or holding a path separator, a control character or a bidirectional-text control",
     ),
+    "NOT_A_REGULAR_FILE": (
+        "quarantined",
+        "what was put in the folder is a symlink, a FIFO or a device, not a file: it is not "
+        "read or followed; upload the file itself",
+    ),
     "TOO_LARGE": ("quarantined", "the file is over the hub's size limit; it is not read"),
+    "WRONG_FOLDER": (
+        "rejected",
+        "the file is not of this feed but of another (the acknowledgment names it and its "
+        "folder): nothing of it is loaded; send it to the folder of its feed",
+    ),
     "EMPTY_FILE": ("rejected", "the file is empty (or holds only blanks)"),
     "NOT_TEXT": ("rejected", "the file is binary or compressed; send the text file itself"),
     "ENCODING": (
@@ -130,8 +140,9 @@ FAMILY_REFUSALS = {
     "csv": ("EMPTY_FILE", "NOT_TEXT", "ENCODING", "FILE_NAME", "HEADER_ROW", "ROW_COLUMNS",
             "MISSING_VALUE", "FIELD_TYPE"),
 }  # fmt: skip
-COLLECT_REFUSALS_BEFORE = ("UNSAFE_NAME", "TOO_LARGE")
+COLLECT_REFUSALS_BEFORE = ("UNSAFE_NAME", "NOT_A_REGULAR_FILE", "TOO_LARGE")
 COLLECT_REFUSALS_AFTER = (
+    "WRONG_FOLDER",
     "ALL_RECORDS_REJECTED",
     "INCOMPLETE_SNAPSHOT",
     "STALE_SNAPSHOT",
@@ -148,7 +159,10 @@ def refusal_codes(family: str) -> tuple[str, ...]:
 def _refusal_meaning(code: str, fmt: FormatContract) -> str:
     if code == "UNKNOWN_FORMAT":
         if fmt.family == "xml":
-            return "the root element's namespace is not one of the versions listed on this page"
+            return (
+                "the root element (its name and namespace) is not one of the versions and "
+                "documents listed on this page"
+            )
         return "the header's format version is not one of the versions listed on this page"
     if code == "ENCODING" and fmt.family == "fixed_width":
         return "a line is not valid UTF-8 (the line and byte are given)"

@@ -19,6 +19,7 @@ from psycopg2 import sql
 
 from edihub.config import Settings
 from edihub.contracts.engine import REJECT_FILE, DataContract, FileCheck, Lookup, Violation
+from edihub.feeds import FEEDS
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.formats.errors import FileRefused
 from edihub.formats.readers import open_reader
@@ -164,10 +165,16 @@ def check_file(
     """
     errors: list[dict[str, Any]] = []
     records_total = 0
+    name = name or path.name
     try:
-        fmt, reader = open_reader(
-            path, name or path.name, feed_formats(settings.formats_dir, feed), chunk_size
-        )
+        try:
+            fmt, reader = open_reader(
+                path, name, feed_formats(settings.formats_dir, feed), chunk_size
+            )
+        except FileRefused as refused:
+            if refused.hostile:  # read no further
+                raise
+            raise _wrong_folder(path, name, settings, feed) or refused from None
         contract = DataContract.load(fmt.contract_dir(settings.contracts_dir))
         check = _file_check(fmt, contract, account, lookup, settings)
         rejected_records = 0
@@ -238,6 +245,24 @@ def check_file(
             )
         )
         return Verdict(state, records_total, records_total, refused.code, str(refused)), errors
+
+
+def _wrong_folder(path: Path, name: str, settings: Settings, feed: str) -> FileRefused | None:
+    """A refusal that says where the file belongs, when it is not this feed's but another's
+    (each engine's sniffing reads only the start of the file)."""
+    for other in FEEDS:
+        if other == feed:
+            continue
+        try:
+            fmt, _reader = open_reader(path, name, feed_formats(settings.formats_dir, other), 1)
+        except FileRefused:
+            continue
+        return FileRefused(
+            "WRONG_FOLDER",
+            f"this is a {fmt.label} file ({FEEDS[other]}), sent to the {feed} folder; "
+            f"send it to /inbound/{other}/ instead (nothing of it was loaded)",
+        )
+    return None
 
 
 def _file_check(

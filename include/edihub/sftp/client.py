@@ -90,15 +90,19 @@ class RemoteFile:
     path: str
     size: int
     mtime: float
+    # why the entry is not a regular file (a symlink, FIFO...), or "" for a regular file
+    not_regular: str = ""
 
 
 @dataclass
 class ListResult:
     """``ready``: complete regular files, to fetch. Names are NOT checked for safety here:
-    a file with an unsafe name (see ``unsafe_name_reason``) is in ``ready`` too, because it
-    must still end in a known state (quarantined, archived, acknowledged) rather than sit in
-    the inbox forever; the caller checks each name before using it locally.
-    ``waiting``: still being written or too recent; ``ignored``: (name, why) never fetched."""
+    a file with an unsafe name (see ``unsafe_name_reason``) is in ``ready`` too, and so are
+    symlinks, FIFOs, sockets and devices (their ``not_regular`` says which), because each
+    must still end in a known state (quarantined unread, archived, acknowledged) rather than
+    sit in the inbox forever; the caller checks each entry before reading or naming it.
+    ``waiting``: still being written or too recent; ``ignored``: (name, why) never fetched:
+    temporary upload names, dotfiles and folders."""
 
     ready: list[RemoteFile] = field(default_factory=list)
     waiting: list[RemoteFile] = field(default_factory=list)
@@ -232,17 +236,23 @@ def unsafe_name_reason(name: str | bytes) -> str | None:
 
 
 def _skip_reason(name: str, attrs: paramiko.SFTPAttributes) -> str | None:
+    """Why an entry is never taken: a name under upload, or a folder."""
     if name.startswith("."):
         return "hidden (dot) file"
     if name.lower().endswith(TEMP_SUFFIXES):
         return "temporary upload name"
+    if attrs.st_mode is not None and stat.S_ISDIR(attrs.st_mode):
+        return "directory"
+    return None
+
+
+def _not_regular_reason(attrs: paramiko.SFTPAttributes) -> str:
+    """What an entry is when it is not a regular file (never read), or "" when it is one."""
     mode = attrs.st_mode
     if mode is None:
         return "the server did not report a file type"
     if stat.S_ISLNK(mode):
         return "symlink"
-    if stat.S_ISDIR(mode):
-        return "directory"
     if stat.S_ISFIFO(mode):
         return "FIFO"
     if stat.S_ISSOCK(mode):
@@ -251,7 +261,7 @@ def _skip_reason(name: str, attrs: paramiko.SFTPAttributes) -> str | None:
         return "device"
     if not stat.S_ISREG(mode):
         return "not a regular file"
-    return None
+    return ""
 
 
 # ---------------------------------------------------------------- list
@@ -304,6 +314,7 @@ def _remote(folder: str, attrs: paramiko.SFTPAttributes) -> RemoteFile:
         posixpath.join(folder, attrs.filename),
         int(attrs.st_size or 0),
         float(attrs.st_mtime or 0),
+        _not_regular_reason(attrs),
     )
 
 
@@ -312,10 +323,10 @@ def list_ready(
 ) -> ListResult:
     """Sort ``folder``'s entries into ready, waiting (being written, too recent) and ignored.
 
-    A file is ready when it is a regular file (symlinks, folders, FIFOs... are ignored), its
-    name is not a temporary upload name (``.part``, ``.tmp``, ``.filepart``, ``.partial``,
-    leading dot), its mtime is at least ``settle_seconds`` old by ``now`` (default: this
-    host's clock), and its size and mtime did not change between two listings taken up to
+    A file is ready when its name is not a temporary upload name (``.part``, ``.tmp``,
+    ``.filepart``, ``.partial``, leading dot) nor a folder's, its mtime is at least
+    ``settle_seconds`` old by ``now`` (default: this host's clock), and its size and mtime
+    did not change between two listings taken up to
     ``SETTLE_PAUSE_SECONDS`` apart: the second listing catches a writer still appending on a
     server whose clock lags ours. The pause is only taken when a file passed the age test;
     ``settle_seconds=0`` turns settling off (one listing, no pause). A missing folder gives an
@@ -334,12 +345,14 @@ def list_ready(
             result.ignored.append((name, reason))
             continue
         item = _remote(folder, attrs)
-        if settle_seconds > 0 and clock - item.mtime < settle_seconds:
+        if item.not_regular:  # nothing to settle: it is refused unread
+            result.ready.append(item)
+        elif settle_seconds > 0 and clock - item.mtime < settle_seconds:
             result.waiting.append(item)
         else:
             candidates.append(item)
     if not candidates or settle_seconds <= 0:
-        result.ready = candidates
+        result.ready += candidates
         return result
 
     time.sleep(min(settle_seconds, SETTLE_PAUSE_SECONDS))
@@ -354,6 +367,9 @@ def list_ready(
             result.ignored.append((item.name, reason))
             continue
         again = _remote(folder, attrs)
+        if again.not_regular:  # replaced by a symlink or a FIFO between the two listings
+            result.ready.append(again)
+            continue
         if (again.size, again.mtime) == (item.size, item.mtime):
             result.ready.append(item)
         else:
