@@ -14,9 +14,18 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from edihub.fse_writer import Act, CareSheet, write_fse_file
+from edihub.fse_writer import (
+    Act,
+    CareSheet,
+    ExemptionRequest,
+    InvalidityRequest,
+    Message,
+    PriorApproval,
+    WorkStoppage,
+    write_fse_file,
+)
 from edihub.payroll_writer import SalaryLine, write_payroll_file
 from edihub.pharmacy_writer import Invoice, Line, write_pharmacy_file
 from edihub.registry_writer import write_snapshot
@@ -223,6 +232,71 @@ def _sheets(
     return sheets
 
 
+def _v2_messages(
+    rng: random.Random, insured: list[tuple[str, int]], today: dt.date
+) -> list[tuple[str, str, list[Message]]]:
+    """(sender, batch, messages) of the FSE v2 demo files: work stoppages and an invalidity
+    request from the general practitioner, exemption requests from the specialist, prior
+    approvals from the dentist."""
+    workers = [(reg, rank) for reg, rank in insured if rank == 0]
+
+    def start(prefix: str, i: int, practitioner: str, reg: str, rank: int) -> dict[str, Any]:
+        return {"id": f"{prefix}-{today:%y%m%d}-{i:03d}", "practitioner_id": practitioner,
+                "registration_number": reg, "beneficiary_rank": rank,
+                "fse_code": _card_code(reg, rank)}  # fmt: skip
+
+    def ago(days: int) -> dt.date:
+        return today - dt.timedelta(days=days)
+
+    stoppages: list[Message] = []
+    for i, (reg, rank) in enumerate(rng.sample(workers, 6), start=1):
+        prescribed = ago(rng.randint(0, 10))
+        stoppages.append(
+            WorkStoppage(
+                **start("AT", i, "P10001", reg, rank),
+                prescribed_on=prescribed,
+                start_date=prescribed,
+                end_date=prescribed + dt.timedelta(days=rng.randint(2, 15)),
+                reason_category=rng.choice(["illness", "illness", "work_accident"]),
+                outings_allowed=rng.random() < 0.7,
+            )
+        )
+    reg, rank = rng.choice(workers)
+    invalidity: list[Message] = [
+        InvalidityRequest(
+            **start("INV", 1, "P10001", reg, rank),
+            requested_on=ago(3),
+            stopped_work_since=ago(380),
+            incapacity_rate=70,
+            condition_code="M54.5",
+        )
+    ]
+    exemptions: list[Message] = [
+        ExemptionRequest(
+            **start("ETM", i, "P10002", reg, rank),
+            requested_on=ago(i),
+            ground="long_term_condition",
+            condition_code=code,
+            exempt_from=ago(i),
+        )
+        for i, ((reg, rank), code) in enumerate(
+            zip(rng.sample(insured, 3), ["I25.1", "E11.9", "C50.9"], strict=True), start=1
+        )
+    ]
+    crown = [Act("HBLD036", 1, Decimal("107.50")), Act("HBMD049", 2, Decimal("35.00"))]
+    approvals: list[Message] = [
+        PriorApproval(**start("DAP", i, "D20001", reg, rank), requested_on=ago(i),
+                      planned_start=today + dt.timedelta(days=14), acts=crown[: 1 + i % 2])
+        for i, (reg, rank) in enumerate(rng.sample(insured, 3), start=1)
+    ]  # fmt: skip
+    return [
+        ("P10001", "000002", stoppages),
+        ("P10001", "000003", invalidity),
+        ("P10002", "000002", exemptions),
+        ("D20001", "000003", approvals),
+    ]
+
+
 def _invoices(
     rng: random.Random,
     pharmacy: str,
@@ -293,6 +367,20 @@ def write_demo(out_dir: Path, today: dt.date, seed: int = 2016) -> DemoSet:
         encoding="utf-8",
     )
     files["D20001"].append(DemoFile("fse", bad_trailer))
+
+    # FSE v2: the other messages doctors send, and a dentist's prior-approval requests. They
+    # draw from their own generator, so that the files above stay as they were.
+    for partner, batch, messages in _v2_messages(random.Random(f"fse-v2-{seed}"), insured, today):
+        path = write_fse_file(
+            outbox / f"FSE_{partner}_{batch}.xml",
+            partner,
+            batch,
+            messages,
+            created,
+            version=2,
+            root=messages[0].ROOT,
+        )
+        files[partner].append(DemoFile("fse", path))
 
     # The pharmacies draw from their own generator: the FSE files above stay as they were.
     prng = random.Random(f"pharmacy-{seed}")

@@ -49,6 +49,11 @@ EXPECTED = {
     ("fse", "P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
     ("fse", "D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),
     ("fse", "D20001", "FSE_D20001_000002.xml"): ("rejected", 5, 0, 5),
+    # FSE v2: the other messages (work stoppages, requests, dental prior approvals)
+    ("fse", "P10001", "FSE_P10001_000002.xml"): ("loaded", 6, 6, 0),
+    ("fse", "P10001", "FSE_P10001_000003.xml"): ("loaded", 1, 1, 0),
+    ("fse", "P10002", "FSE_P10002_000002.xml"): ("loaded", 3, 3, 0),
+    ("fse", "D20001", "FSE_D20001_000003.xml"): ("loaded", 3, 3, 0),
     ("pharmacy", "PH000001", "PHA_PH000001_00000001.txt"): ("loaded", 20, 20, 0),
     ("pharmacy", "PH000002", "PHA_PH000002_00000001.txt"): ("loaded", 18, 18, 0),
     # one invoice with a line amount that is not quantity x unit price (PHA-R08)
