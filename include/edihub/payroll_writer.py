@@ -17,8 +17,9 @@ NAMESPACES = {v: f"urn:mc:caisses-sociales:edi:payroll:v{v}" for v in (1, 2)}
 
 @dataclass
 class SalaryLine:
-    """One employee's month. Set exactly one of ``gross_salary`` and ``net_salary`` (net:
-    household employers only); the writer writes what it is given, wrong or not."""
+    """One employee's month. Version 1: exactly one of ``gross_salary`` and ``net_salary``;
+    version 2: the gross, with the net or not, or the net alone (net alone: household
+    employers only). The writer writes what it is given, wrong or not."""
 
     employee_id: str
     last_name: str

@@ -281,3 +281,23 @@ def test_v1_and_v2_declarations_load_side_by_side(hub: Hub, tmp_path: Path) -> N
         for months in (1, 2):
             files = sftp.listdir(f"/outbound/payroll/{period_months_ago(months)}")
             assert "recapitulatif_cotisations.html" in files
+
+
+def test_v2_a_net_above_the_gross_rejects_its_line(hub: Hub, tmp_path: Path) -> None:
+    lines = [
+        line(1, net_salary=Decimal("2500.00")),  # the net the payslip shows, beside the gross
+        line(2, net_salary=Decimal("3250.01")),  # above the gross: PAY-R08
+    ]
+    hub.send(payroll_file(tmp_path / "DSM_v2.xml", lines, version=2))
+    hub.collect()
+    assert [(s, n) for _, s, _, n, *_ in hub.files()] == [("loaded_with_errors", 1)]
+    assert {
+        (e.get("record"), e.get("rule"))
+        for e in hub.ack("DSM_v2.xml").iterfind(".//a:error", ACK_NS)
+    } == {("2", "PAY-R08")}
+    # the dues of the line kept come from its declared gross
+    assert hub.query(
+        "SELECT l.gross_salary, l.net_salary, c.gross, c.gross_computed"
+        " FROM edi.payroll_salary_line l JOIN edi.payroll_contribution c"
+        " USING (file_id, employee_id)"
+    ) == [(325000, 250000, 325000, False)]

@@ -26,6 +26,7 @@ from edihub.validation import _file_check, check_file
 from tests.fixtures.lookup import DictLookup
 from tests.fixtures.payroll import (
     EMPLOYER,
+    GROSS,
     KNOWN_EMPLOYEES,
     PAPER_ACCOUNT,
     PAPER_EMPLOYER,
@@ -415,3 +416,23 @@ def test_the_writer_refuses_an_employer_in_v1(tmp_path: Path) -> None:
         write_payroll_file(
             tmp_path / "f.xml", EMPLOYER, "1", "2026-10", [], dt.datetime(2026, 11, 2), employer="X"
         )
+
+
+def test_v2_line_may_give_the_net_beside_the_gross(tmp_path: Path) -> None:
+    lines = four_lines({"net_salary": Decimal("2500.00")})  # a company's payroll software
+    verdict, errors = check(payroll_file(tmp_path / "f.xml", lines, version=2))
+    assert (verdict.state, errors) == ("loaded", [])
+
+
+@pytest.mark.parametrize(
+    ("third", "rule"),
+    [
+        ({"net_salary": GROSS + Decimal("0.01")}, "PAY-R08"),
+        ({"gross_salary": None, "base_ccss": None}, "PAY-R03"),
+    ],
+    ids=["net-above-gross", "neither"],
+)
+def test_v2_salary_rules_reject_the_line(tmp_path: Path, third: dict[str, Any], rule: str) -> None:
+    verdict, errors = check(payroll_file(tmp_path / "f.xml", four_lines(third), version=2))
+    assert (verdict.state, verdict.records_loaded) == ("loaded_with_errors", 3)
+    assert rules(errors) == [(rule, 3)]

@@ -278,6 +278,8 @@ class FileCheck:
             elif "present" in spec:
                 # 1 where the column has a value, else 0: countable, e.g. in a file summary
                 frame[name] = frame[spec["present"]].notna().astype("int64")
+            elif "absent" in spec:
+                frame[name] = frame[spec["absent"]].isna().astype("int64")
             elif "product" in spec:
                 left, right = spec["product"]
                 frame[name] = frame[left] * frame[right]

@@ -28,3 +28,9 @@ SELECT f.id                                      AS file_id,
        f.records_loaded                          AS lines
   FROM edi.inbound_file f
  WHERE f.feed = 'payroll' AND f.state IN ('loaded', 'loaded_with_errors');
+
+-- Payroll v2 lines may declare the gross with the net the payslip shows (the net must not be
+-- above the gross: rule PAY-R08); v1's "exactly one of the two" becomes "at least one".
+ALTER TABLE edi.payroll_salary_line DROP CONSTRAINT payroll_salary_line_check;
+ALTER TABLE edi.payroll_salary_line ADD CONSTRAINT payroll_salary_line_salary_declared
+    CHECK (gross_salary IS NOT NULL OR net_salary IS NOT NULL);
