@@ -8,7 +8,6 @@ approvals.
 from __future__ import annotations
 
 import datetime as dt
-from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -40,9 +39,14 @@ def _acts_xml(acts: list[Act]) -> str:
 
 
 def _element(name: str, value: object) -> str:
+    """``<name>value</name>`` in the XSD's lexical form; nothing for None; acts for a list."""
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, list):
+        return _acts_xml(value)
+    if isinstance(value, Decimal):
+        text = f"{value:.2f}"
+    elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, dt.date):
         text = value.isoformat()
@@ -52,13 +56,14 @@ def _element(name: str, value: object) -> str:
 
 
 @dataclass
-class Message(ABC):
+class Message:
     """What every message starts with: its id, who made it, for whom, with which card code.
     Each kind's own fields follow, by keyword."""
 
     ROOT: ClassVar[str]
     ELEMENT: ClassVar[str]
     ID: ClassVar[str]  # the XML element of the message's id
+    ELEMENTS: ClassVar[tuple[tuple[str, str], ...]]  # after the start: (element, attribute)
 
     id: str
     practitioner_id: str
@@ -74,9 +79,9 @@ class Message(ABC):
             f"{_element('fseCode', self.fse_code)}"
         )
 
-    @abstractmethod
     def body(self) -> str:
         """The elements after the common start, in the XSD's order."""
+        return "".join(_element(tag, getattr(self, attr)) for tag, attr in self.ELEMENTS)
 
     @property
     def amount(self) -> Decimal | None:
@@ -92,6 +97,12 @@ class CareSheet(Message):
     ROOT = "fseFile"
     ELEMENT = "careSheet"
     ID = "sheetId"
+    ELEMENTS = (
+        ("careDate", "care_date"),
+        ("priorApprovalId", "prior_approval_id"),
+        ("act", "acts"),
+        ("total", "declared_total"),
+    )
 
     care_date: dt.date
     acts: list[Act] = field(default_factory=list)
@@ -110,19 +121,20 @@ class CareSheet(Message):
     def amount(self) -> Decimal:
         return self.declared_total
 
-    def body(self) -> str:
-        return (
-            f"{_element('careDate', self.care_date)}"
-            f"{_element('priorApprovalId', self.prior_approval_id)}"
-            f"{_acts_xml(self.acts)}{_element('total', f'{self.declared_total:.2f}')}"
-        )
-
 
 @dataclass(kw_only=True)
 class WorkStoppage(Message):
     ROOT = "workStoppageFile"
     ELEMENT = "workStoppage"
     ID = "prescriptionId"
+    ELEMENTS = (
+        ("prescribedOn", "prescribed_on"),
+        ("kind", "kind"),
+        ("startDate", "start_date"),
+        ("endDate", "end_date"),
+        ("reasonCategory", "reason_category"),
+        ("outingsAllowed", "outings_allowed"),
+    )
 
     prescribed_on: dt.date
     kind: str = "initial"  # initial | extension
@@ -131,20 +143,19 @@ class WorkStoppage(Message):
     reason_category: str = "illness"
     outings_allowed: bool = True
 
-    def body(self) -> str:
-        return (
-            f"{_element('prescribedOn', self.prescribed_on)}{_element('kind', self.kind)}"
-            f"{_element('startDate', self.start_date)}{_element('endDate', self.end_date)}"
-            f"{_element('reasonCategory', self.reason_category)}"
-            f"{_element('outingsAllowed', self.outings_allowed)}"
-        )
-
 
 @dataclass(kw_only=True)
 class ExemptionRequest(Message):
     ROOT = "exemptionRequestFile"
     ELEMENT = "exemptionRequest"
     ID = "requestId"
+    ELEMENTS = (
+        ("requestedOn", "requested_on"),
+        ("ground", "ground"),
+        ("conditionCode", "condition_code"),
+        ("exemptFrom", "exempt_from"),
+        ("exemptUntil", "exempt_until"),
+    )
 
     requested_on: dt.date
     ground: str = "long_term_condition"
@@ -152,33 +163,23 @@ class ExemptionRequest(Message):
     exempt_from: dt.date
     exempt_until: dt.date | None = None
 
-    def body(self) -> str:
-        return (
-            f"{_element('requestedOn', self.requested_on)}{_element('ground', self.ground)}"
-            f"{_element('conditionCode', self.condition_code)}"
-            f"{_element('exemptFrom', self.exempt_from)}"
-            f"{_element('exemptUntil', self.exempt_until)}"
-        )
-
 
 @dataclass(kw_only=True)
 class InvalidityRequest(Message):
     ROOT = "invalidityRequestFile"
     ELEMENT = "invalidityRequest"
     ID = "requestId"
+    ELEMENTS = (
+        ("requestedOn", "requested_on"),
+        ("stoppedWorkSince", "stopped_work_since"),
+        ("incapacityRate", "incapacity_rate"),
+        ("conditionCode", "condition_code"),
+    )
 
     requested_on: dt.date
     stopped_work_since: dt.date
     incapacity_rate: int
     condition_code: str
-
-    def body(self) -> str:
-        return (
-            f"{_element('requestedOn', self.requested_on)}"
-            f"{_element('stoppedWorkSince', self.stopped_work_since)}"
-            f"{_element('incapacityRate', self.incapacity_rate)}"
-            f"{_element('conditionCode', self.condition_code)}"
-        )
 
 
 @dataclass(kw_only=True)
@@ -186,6 +187,13 @@ class PriorApproval(Message):
     ROOT = "priorApprovalFile"
     ELEMENT = "priorApproval"
     ID = "requestId"
+    ELEMENTS = (
+        ("requestedOn", "requested_on"),
+        ("status", "status"),
+        ("plannedStart", "planned_start"),
+        ("act", "acts"),
+        ("estimatedTotal", "amount"),
+    )
 
     requested_on: dt.date
     status: str = "submitted"  # submitted | withdrawn
@@ -198,13 +206,6 @@ class PriorApproval(Message):
         if self.estimated_total is not None:
             return self.estimated_total
         return sum((a.amount for a in self.acts), Decimal("0"))
-
-    def body(self) -> str:
-        return (
-            f"{_element('requestedOn', self.requested_on)}{_element('status', self.status)}"
-            f"{_element('plannedStart', self.planned_start)}{_acts_xml(self.acts)}"
-            f"{_element('estimatedTotal', f'{self.amount:.2f}')}"
-        )
 
 
 def write_fse_file(
