@@ -106,3 +106,22 @@ def test_registry_load_seeds_the_registry_through_its_contracts(tmp_path: Path, 
     again = edihub("registry", "load", files[0], database_url=dsn, state=tmp_path / "state")
     assert again.returncode == 2
     assert "insured_20260131.csv: duplicate (DUPLICATE_FILE), 0 rows" in again.stdout
+
+
+def test_validate_takes_fse_v2_messages_and_names_the_right_folder(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from tests.fixtures.fse import message, v2_file
+    from tests.fixtures.pharmacy import pharmacy_file
+
+    ok = validate(v2_file(tmp_path / "ws.xml", "work_stoppage"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    ended_before = message("work_stoppage", 2, end_date=dt.date(2020, 1, 1))
+    spoiled = v2_file(
+        tmp_path / "ws2.xml", "work_stoppage", [message("work_stoppage", 1), ended_before]
+    )
+    with_errors = validate(spoiled)
+    assert with_errors.returncode == 1 and 'rule="WS-R08"' in with_errors.stdout
+    misplaced = validate(pharmacy_file(tmp_path / "PHA.txt"))  # checked as an FSE file
+    assert misplaced.returncode == 2 and 'rule="WRONG_FOLDER"' in misplaced.stdout
+    assert "send it to /inbound/pharmacy/" in misplaced.stdout
