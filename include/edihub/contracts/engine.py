@@ -288,7 +288,10 @@ class FileCheck:
                 column = spec["repeat_of"]
                 ids = frame[column]
                 seen = self.seen.setdefault(column, set())
-                repeated = ids.duplicated(keep="first") | ids.isin(seen)
+                # Membership in the set itself: isin(seen) would copy the whole set every
+                # chunk, a cost that grows with the square of the file.
+                earlier = pd.Series([v in seen for v in ids.tolist()], index=ids.index)
+                repeated = ids.duplicated(keep="first") | earlier
                 frame[name] = ids.where(repeated, None)
                 seen.update(ids.dropna().tolist())
             else:
