@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from edihub.config import Settings
 from edihub.formats.contract import FormatContract, load_formats
+from edihub.formats.xml_engine import PARSER_OPTIONS
 
 CHUNK = 50_000  # check_file's default chunk size: what the hub's validate step uses
 SEED = 2016
@@ -75,31 +76,11 @@ def _registration(i: int) -> tuple[str, int]:
 
 
 def _insured_rows(n: int) -> Iterator[dict[str, Any]]:
-    from edihub.demo import INSURERS
+    from edihub.demo import insured_row
 
     rng = random.Random(f"insured-{SEED}")
-    insurers = [None, *(i[0] for i in INSURERS)]
     for i in range(n):
-        number, rank = _registration(i)
-        subscribed = rng.random() < 0.6
-        validated = subscribed and rng.random() < 0.9
-        insurer = rng.choice(insurers) if rank == 0 else None
-        yield {
-            "registration_number": number,
-            "beneficiary_rank": rank,
-            "last_name": f"NOM{number}",
-            "first_name": f"Prenom{rank}",
-            "postal_address": f"{rng.randint(1, 40)} boulevard des Moulins, 98000 MONACO",
-            "email": f"assure.{number}.{rank}@example.mc" if subscribed else None,
-            "teleservice_subscribed_on": DAY - dt.timedelta(days=rng.randint(30, 900))
-            if subscribed
-            else None,
-            "email_validated": validated,
-            "dematerialisation": validated and rng.random() < 0.7,
-            "insurer_id": insurer,
-            "insurer_member_number": f"A{rng.randint(0, 99_999_999):08d}" if insurer else None,
-            "insurer_consent": insurer is not None and rng.random() < 0.8,
-        }
+        yield insured_row(rng, *_registration(i), DAY)
 
 
 def gen_csv(folder: str, n: int) -> Result:
@@ -282,16 +263,7 @@ def xml_bare(path: str) -> Result:
     schema = etree.XMLSchema(etree.parse(str(fmt.schema_path)))
     tag = f"{{{fmt.namespace}}}{fmt.record.element}"
 
-    # the engine's parser options (xml_engine._PARSER_OPTIONS): no DTD, entities or network
-    options: dict[str, Any] = {
-        "resolve_entities": False,
-        "no_network": True,
-        "load_dtd": False,
-        "dtd_validation": False,
-        "huge_tree": False,
-        "remove_comments": True,
-        "remove_pis": True,
-    }
+    options = PARSER_OPTIONS  # the engine's own: no DTD, entities or network
 
     def work() -> tuple[int, int]:
         records = 0

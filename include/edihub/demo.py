@@ -108,34 +108,37 @@ def _beneficiaries(rng: random.Random, count: int) -> list[tuple[str, int]]:
     return [(str(n), rng.choice([0, 0, 0, 1, 2])) for n in numbers]
 
 
+def insured_row(rng: random.Random, number: str, rank: int, day: dt.date) -> dict[str, Any]:
+    """An insured person's registry row as of ``day``: most have a teleservice account, most
+    of those a validated e-mail, some chose dematerialised statements and a complementary
+    insurer (the benchmark draws its million rows from here too)."""
+    subscribed = rng.random() < 0.6
+    validated = subscribed and rng.random() < 0.9
+    insurer = rng.choice([None, *(i[0] for i in INSURERS)]) if rank == 0 else None
+    return {
+        "registration_number": number,
+        "beneficiary_rank": rank,
+        "last_name": f"NOM{number}",
+        "first_name": f"Prenom{rank}",
+        "postal_address": f"{rng.randint(1, 40)} boulevard des Moulins, 98000 MONACO",
+        "email": f"assure.{number}.{rank}@example.mc" if subscribed else None,
+        "teleservice_subscribed_on": day - dt.timedelta(days=rng.randint(30, 900))
+        if subscribed
+        else None,
+        "email_validated": validated,
+        "dematerialisation": validated and rng.random() < 0.7,
+        "insurer_id": insurer,
+        "insurer_member_number": f"A{rng.randint(0, 99_999_999):08d}" if insurer else None,
+        "insurer_consent": insurer is not None and rng.random() < 0.8,
+    }
+
+
 def _registry(
     rng: random.Random, out_dir: Path, insured: list[tuple[str, int]], today: dt.date
 ) -> list[Path]:
     """Yesterday's snapshot of each registry document."""
     folder, day = out_dir / "registry", today - dt.timedelta(days=1)
-    people = []
-    for number, rank in insured:
-        subscribed = rng.random() < 0.6
-        validated = subscribed and rng.random() < 0.9
-        insurer = rng.choice([None, *(i[0] for i in INSURERS)]) if rank == 0 else None
-        people.append(
-            {
-                "registration_number": number,
-                "beneficiary_rank": rank,
-                "last_name": f"NOM{number}",
-                "first_name": f"Prenom{rank}",
-                "postal_address": f"{rng.randint(1, 40)} boulevard des Moulins, 98000 MONACO",
-                "email": f"assure.{number}.{rank}@example.mc" if subscribed else None,
-                "teleservice_subscribed_on": day - dt.timedelta(days=rng.randint(30, 900))
-                if subscribed
-                else None,
-                "email_validated": validated,
-                "dematerialisation": validated and rng.random() < 0.7,
-                "insurer_id": insurer,
-                "insurer_member_number": f"A{rng.randint(0, 99_999_999):08d}" if insurer else None,
-                "insurer_consent": insurer is not None and rng.random() < 0.8,
-            }
-        )
+    people = [insured_row(rng, number, rank, day) for number, rank in insured]
     cards = [
         {
             "registration_number": number,

@@ -40,7 +40,7 @@ LOCATE_LIMIT = 32 * 1024 * 1024
 # gzip, zip, bzip2, xz, zstd: libxml2 would inflate some of these itself, bombs included.
 BINARY_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
-_PARSER_OPTIONS: dict[str, Any] = {
+PARSER_OPTIONS: dict[str, Any] = {
     "resolve_entities": False,
     "no_network": True,
     "load_dtd": False,
@@ -185,7 +185,7 @@ class XmlFile:
                 events=("end",),
                 tag=(rec_tag, header_tag, trailer_tag, root_tag),
                 schema=_schema(contract.schema_path),
-                **_PARSER_OPTIONS,
+                **PARSER_OPTIONS,
             )
             pending = 0
             for _event, el in context:
@@ -288,7 +288,7 @@ def _diagnose(path: Path) -> FileRefused:
         return encoding
     try:
         with path.open("rb") as fh:
-            for _event, el in etree.iterparse(fh, events=("end",), **_PARSER_OPTIONS):
+            for _event, el in etree.iterparse(fh, events=("end",), **PARSER_OPTIONS):
                 el.clear(keep_tail=False)
     except (etree.XMLSyntaxError, OSError) as exc:
         return _refusal(exc)
@@ -304,7 +304,7 @@ def locate_schema_error(path: Path, contract: FormatContract, refused: FileRefus
     """
     if path.stat().st_size > LOCATE_LIMIT:
         return refused
-    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    parser = etree.XMLParser(**PARSER_OPTIONS)
     schema = _schema(contract.schema_path)
     try:
         with path.open("rb") as fh:
@@ -348,7 +348,7 @@ def sniff(path: Path, contracts: list[FormatContract]) -> FormatContract:
             f"the file declares encoding {declared.group(1).decode()}; files must be UTF-8",
         )
     try:
-        for _event, el in etree.iterparse(str(path), events=("start",), **_PARSER_OPTIONS):
+        for _event, el in etree.iterparse(str(path), events=("start",), **PARSER_OPTIONS):
             docinfo = el.getroottree().docinfo
             if docinfo.doctype or docinfo.internalDTD is not None:
                 raise FileRefused(
