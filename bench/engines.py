@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from edihub.collect import copy_rows, record_columns
 from edihub.config import Settings
 from edihub.formats.contract import FormatContract, load_formats
 from edihub.formats.xml_engine import PARSER_OPTIONS
@@ -311,11 +312,6 @@ def contract_check(path: str, warmup: str, feed: str, account: str) -> Result:
 BENCH_TABLE = "bench_registry_insured"
 
 
-def _record_columns(fmt: FormatContract) -> list[str]:
-    """The columns collect.load COPYs a record table with."""
-    return ["file_id", "sender", "record_no"] + [f.name for f in fmt.record.fields]
-
-
 def load_prepare(csv_path: str, dsn: str, folder: str) -> Result:
     """Untimed: the staging Parquet validate would leave for a file with no rejected row
     (CsvFile chunks through StagingSink), the file's inbound_file row, a table shaped like
@@ -353,14 +349,12 @@ def load_prepare(csv_path: str, dsn: str, folder: str) -> Result:
     finally:
         conn.close()
 
-    columns = _record_columns(fmt)
-    rows = pq.read_table(staging)
-    n = rows.num_rows
-    rows = (
-        rows.append_column("file_id", pa.array([file_id] * n, pa.int64()))
-        .append_column("sender", pa.array([REGISTRY_SENDER] * n, pa.string()))
-        .select(columns)
+    rows = copy_rows(
+        pq.read_table(staging),
+        record_columns(fmt),
+        {"file_id": file_id, "sender": REGISTRY_SENDER},
     )
+    n = rows.num_rows
     text = Path(folder) / "copy.csv"
     pacsv.write_csv(rows, str(text), pacsv.WriteOptions(include_header=False))
     return {
@@ -403,7 +397,11 @@ def load_hub(dsn: str, staging: str, file_id: int) -> Result:
         def work() -> tuple[int, int]:
             with conn.cursor() as cur:
                 rows = _copy_parquet(
-                    cur, Path(staging), table, _record_columns(fmt), file_id, REGISTRY_SENDER
+                    cur,
+                    Path(staging),
+                    table,
+                    record_columns(fmt),
+                    {"file_id": file_id, "sender": REGISTRY_SENDER},
                 )
             conn.commit()
             return rows, 0
@@ -420,7 +418,7 @@ def load_bare(dsn: str, copy_text: str) -> Result:
     import psycopg2
 
     fmt = next(f for f in _formats("registry") if f.document == "insured")
-    columns = ", ".join(_record_columns(fmt))
+    columns = ", ".join(record_columns(fmt))
     conn = psycopg2.connect(dsn)
     try:
         _empty(conn, BENCH_TABLE)

@@ -317,8 +317,23 @@ def _loaded_batch(conn: Any, feed: str, sender: str, batch: str) -> int | None:
 # ---------------------------------------------------------------- load
 
 
+def record_columns(fmt: FormatContract) -> list[str]:
+    """The columns the load COPYs into a record table: the load's bookkeeping, the record's
+    fields, and those its format fills from the file's header (``from_header``)."""
+    return ["file_id", "sender", "record_no", *(f.name for f in fmt.record.fields),
+            *fmt.record.from_header]  # fmt: skip
+
+
+def copy_rows(rows: pa.Table, columns: list[str], constants: dict[str, Any]) -> pa.Table:
+    """Staged rows as the COPY sends them: ``constants`` (column -> the file's one value, such
+    as its id and sender) added to every row, in the table's column order."""
+    for name, value in constants.items():
+        rows = rows.append_column(name, pa.array([value] * rows.num_rows))
+    return rows.select(columns)
+
+
 def _copy_parquet(
-    cur: Any, path: Path, table: str, columns: list[str], file_id: int, sender: str
+    cur: Any, path: Path, table: str, columns: list[str], constants: dict[str, Any]
 ) -> int:
     """COPY a Parquet staging file into ``edi.<table>``, one row group at a time."""
     if not path.is_file():
@@ -330,12 +345,7 @@ def _copy_parquet(
     for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000):
         if batch.num_rows == 0:
             continue
-        tbl = (
-            pa.Table.from_batches([batch])
-            .append_column("file_id", pa.array([file_id] * batch.num_rows, pa.int64()))
-            .append_column("sender", pa.array([sender] * batch.num_rows, pa.string()))
-            .select(columns)
-        )
+        tbl = copy_rows(pa.Table.from_batches([batch]), columns, constants)
         buf = pa.BufferOutputStream()
         pacsv.write_csv(tbl, buf, pacsv.WriteOptions(include_header=False))
         cur.copy_expert(target.as_string(cur), pa.BufferReader(buf.getvalue()))
@@ -359,16 +369,17 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                     fmt = _format_of(settings, row["feed"], verdict)
                     if fmt.record.snapshot_key:
                         snapshots.replace(cur, fmt, file_id, verdict.header)
-                    record_cols = ["file_id", "sender", "record_no"] + [
-                        f.name for f in fmt.record.fields
-                    ]
+                    of_file = {"file_id": file_id, "sender": row["sender"]}
+                    from_header = {
+                        column: verdict.header.get(field)
+                        for column, field in fmt.record.from_header.items()
+                    }
                     _copy_parquet(
                         cur,
                         work / "staging" / "records.parquet",
                         f"{fmt.feed}_{fmt.record.table}",
-                        record_cols,
-                        file_id,
-                        row["sender"],
+                        record_columns(fmt),
+                        of_file | from_header,
                     )
                     if fmt.record.children:
                         child_cols = ["file_id", "sender", fmt.record.id, "child_no"] + [
@@ -379,8 +390,7 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                             work / "staging" / "children.parquet",
                             f"{fmt.feed}_{fmt.record.children.table}",
                             child_cols,
-                            file_id,
-                            row["sender"],
+                            of_file,
                         )
                     if fmt.record.snapshot_key:
                         snapshots.record(cur, fmt, file_id, verdict.header)

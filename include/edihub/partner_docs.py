@@ -567,17 +567,9 @@ def _rules(fmt: FormatContract, contract: DataContract) -> list[str]:
 # ------------------------------------------------------------------------------ examples
 
 
-FSE_V2_DOCUMENTS = (
-    "care_sheet",
-    "work_stoppage",
-    "exemption_request",
-    "invalidity_request",
-    "prior_approval",
-)
-
-
-def _fse_messages(document: str) -> list[Message]:
-    """Two messages of a kind, as a doctor (a dentist, for prior approvals) sends them."""
+def _fse_messages() -> dict[str, list[Message]]:
+    """Per FSE v2 document, two messages as a doctor (a dentist, for prior approvals) sends
+    them; version 1 takes the care sheets."""
     from edihub.fse_writer import (
         Act,
         CareSheet,
@@ -626,13 +618,12 @@ def _fse_messages(document: str) -> list[Message]:
             PriorApproval("DAP-000000", "D20001", "654321", 0, "EF56GH78", requested_on=day,
                           status="withdrawn", planned_start=later, acts=crown[:1]),
         ],
-    }[document]  # fmt: skip
+    }  # fmt: skip
 
 
-def _fse_example(version: int, document: str = "care_sheet") -> tuple[str, Callable[[Path], Path]]:
+def _fse_example(version: int, messages: list[Message]) -> tuple[str, Callable[[Path], Path]]:
     from edihub.fse_writer import write_fse_file
 
-    messages = _fse_messages(document)
     sender = messages[0].practitioner_id
 
     def write(path: Path) -> Path:
@@ -733,8 +724,8 @@ def _registry_example(document: str) -> tuple[str, Callable[[Path], Path]]:
 # format label (feed/vN[/document]) -> a file name and what writes a small valid file of
 # that format to the path given
 EXAMPLES: dict[str, tuple[str, Callable[[Path], Path]]] = {
-    "fse/v1": _fse_example(1),
-    **{f"fse/v2/{doc}": _fse_example(2, doc) for doc in FSE_V2_DOCUMENTS},
+    "fse/v1": _fse_example(1, _fse_messages()["care_sheet"]),
+    **{f"fse/v2/{doc}": _fse_example(2, messages) for doc, messages in _fse_messages().items()},
     "pharmacy/v1": ("PH000001_00000001.txt", _pharmacy_example),
     **{f"payroll/v{version}": _payroll_example(version) for version in (1, 2)},
     **{f"registry/v1/{doc}": _registry_example(doc) for doc in REGISTRY_EXAMPLES},

@@ -48,6 +48,9 @@ class RecordSpec(TableSpec):
     aggregates: dict[str, dict[str, Any]] = field(default_factory=dict)
     # A snapshot replaces the whole table; its rows' history is kept by these key fields.
     snapshot_key: tuple[str, ...] = ()
+    # Columns of the record's table filled from the file's header at load: column -> header
+    # field (a salary line's employer is its declaration's).
+    from_header: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,9 +151,13 @@ def _format(folder: Path, raw: dict[str, Any], document: str) -> FormatContract:
         children=children,
         aggregates=rec.get("aggregates", {}),
         snapshot_key=tuple(rec.get("snapshot", {}).get("key", ())),
+        from_header=dict(rec.get("from_header", {})),
     )
     if record.id not in {f.name for f in record.fields}:
         raise ContractConfigError(f"{folder}: record id {record.id!r} is not a record field")
+    header_fields = {f.name for f in _table(raw["header"], "header").fields}
+    if unknown := set(record.from_header.values()) - header_fields:
+        raise ContractConfigError(f"{folder}: from_header names no header field {unknown}")
     type_field = raw.get("type_field", {})
     contract = FormatContract(
         feed=raw["feed"],

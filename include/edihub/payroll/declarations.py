@@ -26,14 +26,8 @@ def reduced_household_base(kind: str, lines: list[dict[str, Any]], max_hours: De
 
 
 def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
-    """Give the file's lines their employer and write ``edi.payroll_contribution`` for each;
-    return the count."""
-    # The COPY of the lines is the same for every feed and knows no header: the employer
-    # is set here, in the same transaction, so no committed line lacks it.
-    cur.execute(
-        "UPDATE edi.payroll_salary_line SET employer_id = coalesce(%s, sender) WHERE file_id = %s",
-        (header.get("employer"), file_id),
-    )
+    """Write ``edi.payroll_contribution`` for every loaded line of the file (its employer is
+    the line's, which the load took from the header); return the count."""
     cur.execute(
         "SELECT employee_id, sender, employer_id, hours_worked, gross_salary, net_salary"
         " FROM edi.payroll_salary_line WHERE file_id = %s ORDER BY record_no",

@@ -3,11 +3,11 @@
 -- lines and their dues belong to the employer, not to the account that sent them; in a v1 file
 -- the sender is the employer.
 
--- Filled by the load's payroll hook (edihub.payroll.declarations.compute_file) in the load's
--- own transaction, from the file's header: NULL only between the COPY and that hook, never
--- once committed. Not NOT NULL, because the feed-agnostic COPY knows nothing of it.
+-- Filled by the load's COPY from the file's header (format.yaml: record.from_header; the
+-- header's employer in v2, its sender in v1).
 ALTER TABLE edi.payroll_salary_line ADD COLUMN employer_id text;
 UPDATE edi.payroll_salary_line SET employer_id = sender;
+ALTER TABLE edi.payroll_salary_line ALTER COLUMN employer_id SET NOT NULL;
 CREATE INDEX payroll_salary_line_employer ON edi.payroll_salary_line (employer_id);
 
 ALTER TABLE edi.payroll_contribution ADD COLUMN employer_id text;
