@@ -15,6 +15,7 @@ CREATE TABLE edi.reimbursement_rate (
     valid_to     date,                    -- exclusive; NULL: still in force
     rate_percent numeric(5,2) NOT NULL CHECK (rate_percent BETWEEN 0 AND 100),
     source       text         NOT NULL,
+    assumed      boolean      NOT NULL,   -- no source confirms it for Monaco (domain.md §6)
     PRIMARY KEY (claim_kind, category, exemption, valid_from),
     CHECK (valid_to IS NULL OR valid_to > valid_from)
 );
@@ -106,6 +107,15 @@ CREATE TABLE edi.statement_line (
     UNIQUE (claim_line_id, kind),
     CHECK (reimbursed + patient_share = billed),
     CHECK ((kind = 'original') = (reversed_statement_id IS NULL))
+);
+
+-- The processing days whose statements were issued. A day is issued once, after it is over
+-- (or when an operator closes it early); lines priced later go on the next day's statements.
+CREATE TABLE edi.statement_day (
+    issued_on  date        PRIMARY KEY,
+    statements integer     NOT NULL,
+    lines      integer     NOT NULL,
+    issued_at  timestamptz NOT NULL DEFAULT now()
 );
 
 -- How each statement reaches its insured. An e-mail is retried with backoff; one that bounces
