@@ -709,6 +709,14 @@ REGISTRY_EXAMPLES: dict[str, list[dict[str, Any]]] = {
         {"employer_id": "EMP002", "name": "M. Foyer", "kind": "household", "size": 1,
          "declaration_channel": "paper"},
     ],
+    "sftp_key": [
+        {"sftp_account": "mut001", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBFqynkur"
+         "QpkJacILtYKLZmCZBA/1WfHclgLOP2yg1Em exports@mut001", "added_on": dt.date(2026, 1, 5)},
+        {"sftp_account": "PH000001", "public_key": "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbml"
+         "zdHAyNTYAAAAIbmlzdHAyNTYAAABBBMfthzWmTjMcYjULrvqilypmTpubDh3pqLBiOIk61W0LNBsyQLboNjjC+"
+         "k+vHgRZxGYTJWRqL8zxmG53p/pyc3U= officine", "added_on": dt.date(2025, 3, 1),
+         "expires_on": dt.date(2027, 3, 1)},
+    ],
 }  # fmt: skip
 
 
