@@ -20,4 +20,9 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
 )
 os.makedirs(os.environ["AIRFLOW_HOME"], exist_ok=True)
 
-pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.sftp", "tests.fixtures.airflow"]
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.sftp",
+    "tests.fixtures.airflow",
+    "tests.fixtures.funds",
+]

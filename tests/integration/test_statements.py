@@ -3,43 +3,16 @@ priced, issued per insured and day, routed, and corrected when an exemption come
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from pathlib import Path
-from typing import Any
 
-import psycopg2
 import pytest
 
-from edihub import collect
-from edihub.config import Settings
 from edihub.registry_writer import write_snapshot
 from edihub.statements import MONACO, build_statements, monaco_today
 from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, message, sheet, v2_file
+from tests.fixtures.funds import Funds
 from tests.fixtures.pharmacy import PHARMACY, pharmacy_file
-from tests.fixtures.registry import CORE, SNAPSHOT_DAY, seed_registry
-
-
-class Funds:
-    def __init__(self, dsn: str, folder: Path) -> None:
-        self.dsn, self.folder = dsn, folder
-        self.settings = dataclasses.replace(Settings.from_env(), state_dir=folder / "state")
-
-    def ingest(self, feed: str, path: Path, sender: str) -> None:
-        file_id = collect.ingest_local(self.dsn, self.settings, feed, path, sender)
-        state = collect.file_summary(self.dsn, file_id)["state"]
-        assert state == "loaded", collect.file_summary(self.dsn, file_id)
-
-    def query(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
-            cur.execute(statement, args)
-            return cur.fetchall()
-
-
-@pytest.fixture
-def funds(dsn: str, tmp_path: Path) -> Funds:
-    seed_registry(dsn, tmp_path)
-    return Funds(dsn, tmp_path)
+from tests.fixtures.registry import CORE, SNAPSHOT_DAY
 
 
 def _at(day: dt.date, hour: int = 12) -> dt.datetime:

@@ -1,0 +1,230 @@
+"""Per-insurer exports on the real PostgreSQL and both SFTP servers: numbered files with
+manifests, only the insurer's consenting members, the same bytes on every rerun, corrections
+in the next file, one insurer's failure leaving the others alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from lxml import etree
+
+from edihub.exports import ExportRefused, due_at, due_exports, export_status, publish
+from edihub.exports.files import export_contract
+from edihub.registry_writer import write_snapshot
+from edihub.sftp.layout import insurer_folders, statements_dir
+from edihub.statements import MONACO, build_statements, monaco_today
+from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, message, sheet, v2_file
+from tests.fixtures.funds import Funds
+from tests.fixtures.registry import CORE, SNAPSHOT_DAY
+
+LATER = SNAPSHOT_DAY + dt.timedelta(days=1)
+# Members: 123456 of INS01 (consented), 654321 of INS02 (consented), nobody of INS03.
+MEMBERS = {"123456": ("INS01", "M-123"), "654321": ("INS02", "M-654")}
+
+
+def _insurers(fmt: str = "csv", paused: str = "INS04") -> list[dict[str, Any]]:
+    rows = []
+    for n, export_format in ((1, fmt), (2, "xml"), (3, "parquet"), (4, "csv")):
+        iid = f"INS0{n}"
+        rows.append({
+            "insurer_id": iid, "name": f"Mutuelle {n}", "convention_signed_on": dt.date(2014, 1, 1),
+            "status": "paused" if iid == paused else "active", "sftp_account": iid.lower(),
+            "export_format": export_format, "export_time": "06:00",
+        })  # fmt: skip
+    return rows
+
+
+def _insured() -> list[dict[str, Any]]:
+    rows = []
+    for number, rank in KNOWN_INSURED:
+        insurer, member = MEMBERS[number] if rank == 0 else (None, None)
+        rows.append({
+            "registration_number": number, "beneficiary_rank": rank, "last_name": f"NOM{number}",
+            "first_name": "X", "postal_address": "1 rue Grimaldi, 98000 MONACO",
+            "email": f"{number}@example.mc", "teleservice_subscribed_on": dt.date(2016, 3, 1),
+            "email_validated": True, "dematerialisation": True, "insurer_id": insurer,
+            "insurer_member_number": member, "insurer_consent": insurer is not None,
+        })  # fmt: skip
+    return rows
+
+
+class Exports(Funds):
+    def __init__(self, dsn: str, folder: Path, server: Any) -> None:
+        super().__init__(dsn, folder)
+        self.server = server
+        self.accounts = {
+            f"INS0{n}": server.add_partner(f"ins0{n}", insurer_folders()) for n in range(1, 5)
+        }
+
+    def register(self, insurers: list[dict[str, Any]], day: dt.date = LATER) -> None:
+        self.ingest("registry", write_snapshot(self.folder / f"r{day}", "insurer", day, insurers),
+                    CORE)  # fmt: skip
+
+    def publish(self, insurer_id: str, day: dt.date) -> Any:
+        with self.server.connect(self.server.hub) as sftp:
+            return publish(self.dsn, sftp, insurer_id, day)
+
+    def pulled(self, insurer_id: str) -> dict[str, bytes]:
+        """What the insurer finds in its folder, through its own account."""
+        with self.server.connect(self.accounts[insurer_id]) as sftp:
+            found = {}
+            for name in sorted(sftp.listdir("/outbound/statements")):
+                buf = io.BytesIO()
+                sftp.getfo(f"/outbound/statements/{name}", buf)
+                found[name] = buf.getvalue()
+            return found
+
+
+@pytest.fixture
+def exports(funds: Funds, sftp_server: Any) -> Exports:
+    hub = Exports(funds.dsn, funds.folder, sftp_server)
+    hub.ingest("registry", write_snapshot(funds.folder / "ri", "insured", LATER, _insured()), CORE)
+    hub.register(_insurers())
+    return hub
+
+
+def _read(fmt: str, data: bytes) -> list[dict[str, Any]]:
+    if fmt == "csv":
+        return pacsv.read_csv(io.BytesIO(data)).to_pylist()
+    if fmt == "parquet":
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    doc = etree.fromstring(data)
+    export_contract().xsd.assertValid(doc)
+    return [{etree.QName(e).localname: e.text for e in line} for line in doc]
+
+
+def _day_of_care(exports: Exports, day: dt.date) -> None:
+    exports.ingest("fse", fse_file(exports.folder / "F1.xml"), PRACTITIONER)
+    build_statements(exports.dsn, now=dt.datetime.combine(day, dt.time(12), MONACO),
+                     close_today=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xml", "parquet"])
+def test_each_insurer_gets_its_numbered_file_with_a_manifest_that_verifies(
+    exports: Exports, fmt: str
+) -> None:
+    if fmt != "csv":  # the fixture's registry has INS01 in CSV
+        exports.register(_insurers(fmt), LATER + dt.timedelta(days=1))
+    today = monaco_today()
+    _day_of_care(exports, today)
+    published = exports.publish("INS01", today)
+    name = f"CSM_INS01_{today:%Y%m%d}_000001.{fmt}"
+    assert (published.sequence, published.path) == (1, f"{statements_dir('ins01')}/{name}")
+    files = exports.pulled("INS01")
+    assert sorted(files) == [name, f"{name}.manifest.json"]
+    manifest = json.loads(files[f"{name}.manifest.json"])
+    assert manifest["sha256"] == hashlib.sha256(files[name]).hexdigest()
+    rows = _read(fmt, files[name])
+    # 123456's statement: their own sheet and their beneficiary's two (rank 1), two acts
+    # each; not 654321's, who is INS02's member.
+    assert manifest["row_count"] == len(rows) == 6
+    assert {str(r["member_number"]) for r in rows} == {"M-123"}
+    totals = manifest["totals_cents"]
+    assert totals == {"billed": 3 * 5500, "reimbursed": 3 * 4400, "patient_share": 3 * 1100}
+    assert totals["reimbursed"] + totals["patient_share"] == totals["billed"]
+    assert set(rows[0]) <= set(export_contract().columns)  # nothing else: no name, no address
+    assert not {"last_name", "postal_address", "email", "registration_number"} & set(rows[0])
+
+
+def test_a_rerun_gives_the_same_bytes_even_after_the_registry_changed(exports: Exports) -> None:
+    today = monaco_today()
+    _day_of_care(exports, today)
+    first = exports.publish("INS02", today)
+    before = exports.pulled("INS02")
+    assert exports.publish("INS02", today).uploaded is False
+    changed = [dict(r, export_format="csv") if r["insurer_id"] == "INS02" else r
+               for r in _insurers()]  # fmt: skip
+    exports.register(changed, LATER + dt.timedelta(days=2))
+    with exports.server.connect(exports.server.hub) as sftp:  # the insurer's file lost
+        sftp.remove(first.path)
+        sftp.remove(first.path + ".manifest.json")
+    again = exports.publish("INS02", today)
+    assert (again.uploaded, again.sha256, again.sequence) == (True, first.sha256, 1)
+    assert exports.pulled("INS02") == before
+
+
+def test_a_correction_goes_out_in_the_next_file_as_reversal_and_replacement(
+    exports: Exports,
+) -> None:
+    today = monaco_today()
+    care = today - dt.timedelta(days=3)
+    exports.ingest("fse", fse_file(exports.folder / "F1.xml", [sheet(3, care_date=care)]),
+                   PRACTITIONER)  # fmt: skip
+    build_statements(exports.dsn, now=dt.datetime.combine(today, dt.time(9), MONACO),
+                     close_today=True)  # fmt: skip
+    exports.publish("INS01", today)
+    first = exports.pulled("INS01")
+    exemption = message("exemption_request", 3, exempt_from=care - dt.timedelta(days=30))
+    late = v2_file(exports.folder / "E.xml", "exemption_request", [exemption], batch="000002")
+    exports.ingest("fse", late, PRACTITIONER)
+    tomorrow = today + dt.timedelta(days=1)
+    build_statements(exports.dsn, now=dt.datetime.combine(tomorrow, dt.time(9), MONACO),
+                     close_today=True)  # fmt: skip
+    second = exports.publish("INS01", tomorrow)
+    assert second.sequence == 2
+    files = exports.pulled("INS01")
+    assert {k: v for k, v in files.items() if k in first} == first  # never rewritten
+    rows = _read("csv", files[Path(second.path).name])
+    assert [(r["status"], r["corrects_line"], r["reimbursed_cents"], r["patient_share_cents"])
+            for r in rows] == [
+        ("reversal", 1, -2400, -600), ("replacement", 1, 3000, 0),
+        ("reversal", 2, -2000, -500), ("replacement", 2, 2500, 0),
+    ]  # fmt: skip
+    assert {r["corrects_statement"] for r in rows} == {f"{today:%Y%m%d}-123456"}
+
+
+def test_one_insurers_failure_leaves_the_others_alone(exports: Exports) -> None:
+    today = monaco_today()
+    _day_of_care(exports, today)
+    # INS01's folder is broken on the server (a file where its folder should be).
+    broken = exports.server.local(statements_dir("ins01"))
+    for child in broken.iterdir():
+        child.unlink()
+    broken.rmdir()
+    broken.write_bytes(b"")
+    with pytest.raises(OSError):
+        exports.publish("INS01", today)
+    assert exports.publish("INS02", today).rows == 4
+    assert exports.publish("INS03", today).rows == 0  # no member: an empty, numbered file
+    [(state, attempts, error)] = exports.query(
+        "SELECT state, attempts, last_error FROM edi.export_file WHERE insurer_id = 'INS01'"
+    )
+    assert (state, attempts) == ("planned", 1) and "NotADirectoryError" in error
+    statuses = {s.insurer_id: s.status for s in export_status(exports.dsn, dt.datetime.now(dt.UTC))
+                if s.day == today}  # fmt: skip
+    assert statuses == {"INS01": "failed", "INS02": "published", "INS03": "published",
+                        "INS04": "paused"}  # fmt: skip
+
+
+def test_paused_insurers_and_unissued_days_are_refused(exports: Exports) -> None:
+    today = monaco_today()
+    _day_of_care(exports, today)
+    with pytest.raises(ExportRefused, match="INS04 is paused"):
+        exports.publish("INS04", today)
+    with pytest.raises(ExportRefused, match="not issued yet"):
+        exports.publish("INS01", today + dt.timedelta(days=1))
+
+
+def test_files_are_due_at_the_insurers_local_time_across_daylight_saving(
+    exports: Exports,
+) -> None:
+    # 06:00 in Monaco: 04:00 UTC in summer, 05:00 UTC in winter, the nights of both changes.
+    assert due_at("06:00", dt.date(2026, 3, 28)) == dt.datetime(2026, 3, 29, 4, tzinfo=dt.UTC)
+    assert due_at("06:00", dt.date(2026, 10, 24)) == dt.datetime(2026, 10, 25, 5, tzinfo=dt.UTC)
+    today = monaco_today()
+    _day_of_care(exports, today)
+    next_morning = due_at("06:00", today)
+    assert due_exports(exports.dsn, next_morning - dt.timedelta(minutes=1)) == []
+    assert due_exports(exports.dsn, next_morning) == [
+        {"insurer_id": iid, "days": [today.isoformat()]} for iid in ("INS01", "INS02", "INS03")
+    ]
+    exports.publish("INS02", today)
+    assert [d["insurer_id"] for d in due_exports(exports.dsn, next_morning)] == ["INS01", "INS03"]
