@@ -13,6 +13,15 @@ from airflow.sdk import DAG, Asset, Metadata, task, task_group
 
 from edihub.feeds import FEEDS
 
+# Every DAG of the hub: transport and database errors are transient, retried with backoff.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "integration",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
 DOC = """
 ### collect_{feed}: {what}
 
@@ -45,14 +54,7 @@ def collect_dag(feed: str) -> DAG:
         start_date=datetime(2026, 1, 1),
         catchup=False,
         max_active_runs=1,  # one collector per feed; the database guards exactly-once anyway
-        default_args={
-            "owner": "integration",
-            # Transport and database errors are transient: retry with backoff.
-            "retries": 3,
-            "retry_delay": timedelta(seconds=20),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": timedelta(minutes=10),
-        },
+        default_args=DEFAULT_ARGS,
         tags=[f"feed:{feed}", "inbound"],
         doc_md=DOC.format(feed=feed, what=FEEDS[feed]),
     ) as dag:

@@ -1,13 +1,15 @@
-"""What the DAGs' tasks call: each step of ``edihub.collect`` bound to Airflow's connections.
+"""What the DAGs' tasks call: each step of the hub bound to Airflow's connections.
 
 Connections (Airflow UI, ``airflow connections``, or AIRFLOW_CONN_* variables):
   edi_postgres  the hub database (conn_type postgres; host may be a unix-socket folder)
   edi_sftp      the hub's service account on the SFTP server (conn_type sftp, key auth,
                 ``host_key`` extra pinned: the hook refuses an unknown or changed host key)
+  edi_smtp      the relay statements are mailed through (conn_type smtp; extra ``from_email``)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,3 +97,66 @@ def report(feed: str, outcomes: list[dict[str, Any] | None]) -> dict[str, Any]:
     if unfinished:
         raise RuntimeError(f"{unfinished} file(s) did not finish; see the failed tasks")
     return extra
+
+
+# ---------------------------------------------------------------- statements and their fan-out
+SMTP_CONN_ID = "edi_smtp"  # conn_type smtp: the funds' relay (the embedded catcher locally)
+
+
+def build_statements(close_today: bool = False) -> dict[str, Any]:
+    from edihub.statements import build_statements as build
+
+    summary = build(database_dsn(), close_today=close_today).summary()
+    log.info("statements: %s", summary)
+    if summary["unpriced"]:
+        # Priced once the rate reference covers them; an engineer must look now.
+        raise RuntimeError(f"{len(summary['unpriced'])} line(s) without a rate; see the log")
+    return summary
+
+
+def send_statement_emails() -> dict[str, Any]:
+    from airflow.sdk import BaseHook
+
+    from edihub.notify import send_due, smtp_settings_from_connection
+
+    smtp = smtp_settings_from_connection(BaseHook.get_connection(SMTP_CONN_ID))
+    return send_due(database_dsn(), smtp, dt.datetime.now(dt.UTC)).as_dict()
+
+
+def print_batch() -> dict[str, Any] | None:
+    """The mail room's batch for the last issued day (a no-op once it exists)."""
+    from edihub.load.db import connect
+    from edihub.notify import build_print_batch
+
+    dsn = database_dsn()
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT max(issued_on) FROM edi.statement_day")
+        (day,) = cur.fetchone()
+    if day is None:
+        return None
+    with sftp_session() as sftp:
+        batch = build_print_batch(dsn, sftp, day, Settings.from_env().mailroom_account)
+    return asdict(batch) if batch else None
+
+
+def due_exports(conf: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the export run does: the run's conf ``{"insurer_id", "day"}`` (a rerun of one
+    insurer and day, from the UI), else every insurer's due days."""
+    from edihub.exports import due_exports as due
+
+    if conf.get("insurer_id"):
+        day = conf.get("day") or (dt.date.today() - dt.timedelta(days=1)).isoformat()
+        return [{"insurer_id": conf["insurer_id"], "days": [day]}]
+    return due(database_dsn(), dt.datetime.now(dt.UTC))
+
+
+def export_insurer(insurer_id: str, days: list[str]) -> list[dict[str, Any]]:
+    """Publish the insurer's files of ``days``, oldest first (numbers follow the days)."""
+    from edihub.exports import publish
+
+    dsn, published = database_dsn(), []
+    with sftp_session() as sftp:
+        for day in days:
+            done = publish(dsn, sftp, insurer_id, dt.date.fromisoformat(day))
+            published.append({**asdict(done), "export_day": day})
+    return published
