@@ -31,7 +31,8 @@ with DAG(
 1. **due_exports**: the insurers whose file for a day is due (their `export_time` on the
    next day, Monaco time) and not yet published, up to 7 days back; or, when the run's conf
    is `{"insurer_id": "INS01", "day": "2026-11-30"}`, that insurer and day only (a rerun
-   gives the same bytes; the "Insurer exports" page triggers it).
+   gives the same bytes; the "Insurer exports" page triggers it); `{"day": ...}` alone: every
+   insurer's file of that day, now.
 2. per insurer, **export_insurer**: plan, render, publish the file and its manifest into the
    insurer's `/outbound/statements/`, day by day.
 

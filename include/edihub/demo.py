@@ -44,11 +44,13 @@ EMPLOYERS = [
     ("EMP0003", "Mme Papier Demo", "household", 1, "paper"),
 ]
 PAPER_KEYING = "CSMSAISIE"  # the funds' account for keyed-in paper declarations (paper_senders)
+# The 52 complementary insurers under convention (brochure), each with its own export format
+# and time (Monaco), between 05:00 and 08:45.
 INSURERS = [
-    ("MUT001", "Mutuelle Demo", "csv", "06:00"),
-    ("MUT002", "Assurance Santé Demo", "xml", "06:30"),
-    ("MUT003", "Prévoyance Demo", "parquet", "07:00"),
-]
+    (f"MUT{n:03d}", f"Mutuelle Demo {n:02d}", ("csv", "xml", "parquet")[n % 3],
+     f"{5 + n % 4:02d}:{15 * (n % 4):02d}")
+    for n in range(1, 53)
+]  # fmt: skip
 ACTS = [
     ("C", Decimal("30.00")),
     ("CS", Decimal("50.00")),
@@ -94,6 +96,7 @@ class DemoFile(NamedTuple):
 @dataclass(frozen=True)
 class DemoSet:
     files: dict[str, list[DemoFile]]  # partner id -> the files it sends, with their feed
+    insurer_accounts: tuple[str, ...] = tuple(iid.lower() for iid, *_ in INSURERS)
 
     def feed_of(self, path: Path) -> str:
         for demo_files in self.files.values():

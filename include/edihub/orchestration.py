@@ -136,17 +136,33 @@ def print_batch() -> dict[str, Any] | None:
         return None
     with sftp_session() as sftp:
         batch = build_print_batch(dsn, sftp, day, Settings.from_env().mailroom_account)
-    return asdict(batch) if batch else None
+    if batch is None:
+        return None
+    return {
+        "print_day": batch.print_day.isoformat(),
+        "pdf_path": batch.pdf_path,
+        "statements": batch.statement_count,
+        "new": batch.new,
+        "uploaded": batch.uploaded,
+        "unaddressed": list(batch.unaddressed),
+        "not_printed": [list(n) for n in batch.not_printed],
+    }
 
 
 def due_exports(conf: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the export run does: the run's conf ``{"insurer_id", "day"}`` (a rerun of one
-    insurer and day, from the UI), else every insurer's due days."""
+    """What the export run does: with the run's conf ``{"insurer_id", "day"}``, that insurer
+    and day (a rerun from the UI: the same bytes); with ``{"day"}`` alone, every insurer's file
+    of that day now (a day-end by hand, the demo); else every insurer's due days."""
     from edihub.exports import due_exports as due
+    from edihub.exports import exportable_insurers
 
+    day = conf.get("day") or None
     if conf.get("insurer_id"):
-        day = conf.get("day") or (dt.date.today() - dt.timedelta(days=1)).isoformat()
+        day = day or (dt.date.today() - dt.timedelta(days=1)).isoformat()
         return [{"insurer_id": conf["insurer_id"], "days": [day]}]
+    if day:
+        insurers = exportable_insurers(database_dsn(), dt.date.fromisoformat(day))
+        return [{"insurer_id": insurer, "days": [day]} for insurer in insurers]
     return due(database_dsn(), dt.datetime.now(dt.UTC))
 
 

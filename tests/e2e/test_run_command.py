@@ -44,7 +44,7 @@ EXPECTED = {
     ("registry", "csm-core", f"practitioner_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
     ("registry", "csm-core", f"pharmacy_{YESTERDAY}.csv"): ("loaded", 2, 2, 0),
     ("registry", "csm-core", f"employer_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
-    ("registry", "csm-core", f"insurer_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
+    ("registry", "csm-core", f"insurer_{YESTERDAY}.csv"): ("loaded", 52, 52, 0),
     ("fse", "P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
     ("fse", "P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
     ("fse", "D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),

@@ -3,7 +3,13 @@
 and where each stands (schedule.py)."""
 
 from edihub.exports.deliver import ExportRefused, Published, PublishedFileDiffers, publish
-from edihub.exports.schedule import DayStatus, due_at, due_exports, export_status
+from edihub.exports.schedule import (
+    DayStatus,
+    due_at,
+    due_exports,
+    export_status,
+    exportable_insurers,
+)
 
 __all__ = [
     "DayStatus",
@@ -13,5 +19,6 @@ __all__ = [
     "due_at",
     "due_exports",
     "export_status",
+    "exportable_insurers",
     "publish",
 ]

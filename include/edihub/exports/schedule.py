@@ -86,6 +86,12 @@ def due_exports(dsn: str, now: dt.datetime, backfill_days: int = 7) -> list[dict
     return due
 
 
+def exportable_insurers(dsn: str, day: dt.date) -> list[str]:
+    """The insurers that get a file for ``day``: active, with a convention in force."""
+    insurers, *_ = _read(dsn, day)
+    return [i["insurer_id"] for i in insurers if _exportable(i, day)]
+
+
 @dataclass(frozen=True)
 class DayStatus:
     insurer_id: str
