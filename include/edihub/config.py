@@ -42,6 +42,9 @@ class Settings:
                                                declarations on an employer's behalf (channel
                                                paper; comma-separated, each matching the payroll
                                                XSD's sender pattern [A-Z][A-Z0-9]{2,15})
+    mailroom_account EDIHUB_MAILROOM_ACCOUNT   the SFTP account whose /outbound/print/ receives
+                                               the daily print batch of paper statements
+                                               (default: the first paper sender)
     """
 
     state_dir: Path
@@ -53,9 +56,11 @@ class Settings:
     declaration_window_days: int
     registry_senders: tuple[str, ...] = ("csm-core",)
     paper_senders: tuple[str, ...] = ("CSMSAISIE",)
+    mailroom_account: str = "CSMSAISIE"
 
     @classmethod
     def from_env(cls) -> Settings:
+        paper_senders = _names("EDIHUB_PAPER_SENDERS", ("CSMSAISIE",))
         return cls(
             state_dir=Path(os.environ.get("EDIHUB_STATE_DIR", REPO_ROOT / "state")),
             formats_dir=Path(os.environ.get("EDIHUB_FORMATS_DIR", REPO_ROOT / "formats")),
@@ -65,7 +70,8 @@ class Settings:
             care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
             declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
             registry_senders=_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
-            paper_senders=_names("EDIHUB_PAPER_SENDERS", ("CSMSAISIE",)),
+            paper_senders=paper_senders,
+            mailroom_account=os.environ.get("EDIHUB_MAILROOM_ACCOUNT") or paper_senders[0],
         )
 
     @property
