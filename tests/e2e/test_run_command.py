@@ -153,4 +153,21 @@ def test_edihub_run_collects_the_demo_files_and_leaves_nothing_running(tmp_path:
     assert [p.name for p in paper.iterdir()] == ["EMP0003"]
     assert "recapitulatif_cotisations.html" in {p.name for p in (paper / "EMP0003").iterdir()}
 
+    # The day's fan-out: statements issued, e-mails in the catcher, the mail room's print
+    # batch, and a numbered file with its manifest in each of the 52 insurers' folders.
+    for dag_id in ("build_statements", "notify_insured", "export_insurers"):
+        assert re.search(rf"Run manual__\S+ of {dag_id}: success", out), out
+    issued = re.search(r"Statements of \S+: (\d+) \((\d+) by e-mail, (\d+) on paper", out)
+    assert issued, out
+    statements, by_email, by_paper = map(int, issued.groups())
+    assert statements == by_email + by_paper and by_email > 0 and by_paper > 0
+    assert len(list((state / "mail").glob("*.eml"))) == by_email
+    printed = list((state / "sftp" / "partners" / "CSMSAISIE" / "outbound" / "print").rglob("*"))
+    assert any(p.suffix == ".pdf" for p in printed), printed
+    insurers = sorted((state / "sftp" / "partners").glob("mut*/outbound/statements"))
+    assert len(insurers) == 52
+    for folder in insurers:
+        names = sorted(p.name for p in folder.iterdir())
+        assert len(names) == 2 and names[1] == names[0] + ".manifest.json", names
+
     assert processes_of(state) == []  # the test's own PostgreSQL start is stopped too

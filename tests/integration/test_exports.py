@@ -178,7 +178,7 @@ def test_a_correction_goes_out_in_the_next_file_as_reversal_and_replacement(
         ("reversal", 1, -2400, -600), ("replacement", 1, 3000, 0),
         ("reversal", 2, -2000, -500), ("replacement", 2, 2500, 0),
     ]  # fmt: skip
-    assert {r["corrects_statement"] for r in rows} == {f"{today:%Y%m%d}-123456"}
+    assert {r["corrects_statement"] for r in rows} == {f"{today:%Y%m%d}-000001"}
 
 
 def test_one_insurers_failure_leaves_the_others_alone(exports: Exports) -> None:

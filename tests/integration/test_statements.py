@@ -56,8 +56,8 @@ def test_one_statement_per_insured_and_day_whose_totals_reconcile(funds: Funds) 
     )
     # 123456 has its own sheets and its beneficiary's (rank 1): S-3 (rank 0), S-1 and S-4 (rank 1)
     assert rows == [
-        (f"{today:%Y%m%d}-123456", 6, 3 * 5500, 3 * 4400, 3 * 1100, today + dt.timedelta(days=1)),
-        (f"{today:%Y%m%d}-654321", 4, 2 * 5500, 2 * 4400, 2 * 1100, today + dt.timedelta(days=1)),
+        (f"{today:%Y%m%d}-000001", 6, 3 * 5500, 3 * 4400, 3 * 1100, today + dt.timedelta(days=1)),
+        (f"{today:%Y%m%d}-000002", 4, 2 * 5500, 2 * 4400, 2 * 1100, today + dt.timedelta(days=1)),
     ]
     assert funds.query(
         "SELECT count(*) FROM edi.statement s WHERE total_billed <> (SELECT sum(billed)"
@@ -130,13 +130,13 @@ def test_a_late_exemption_reverses_and_replaces_the_stated_lines(funds: Funds) -
         " WHERE s.issued_on = %s ORDER BY l.line_no",
         tomorrow,
     )
-    first = f"{today:%Y%m%d}-123456"
+    first = f"{today:%Y%m%d}-000001"
     assert lines == [
-        (f"{tomorrow:%Y%m%d}-123456", 1, "reversal", "C", -3000, -2400, -600, first, 1, None),
-        (f"{tomorrow:%Y%m%d}-123456", 2, "replacement", "C", 3000, 3000, 0, first, 1,
+        (f"{tomorrow:%Y%m%d}-000001", 1, "reversal", "C", -3000, -2400, -600, first, 1, None),
+        (f"{tomorrow:%Y%m%d}-000001", 2, "replacement", "C", 3000, 3000, 0, first, 1,
          "ETM-000003"),
-        (f"{tomorrow:%Y%m%d}-123456", 3, "reversal", "K", -2500, -2000, -500, first, 2, None),
-        (f"{tomorrow:%Y%m%d}-123456", 4, "replacement", "K", 2500, 2500, 0, first, 2,
+        (f"{tomorrow:%Y%m%d}-000001", 3, "reversal", "K", -2500, -2000, -500, first, 2, None),
+        (f"{tomorrow:%Y%m%d}-000001", 4, "replacement", "K", 2500, 2500, 0, first, 2,
          "ETM-000003"),
     ]  # fmt: skip
     # Net effect of the correction: the 20 % the insured had paid, reimbursed.

@@ -47,7 +47,8 @@ from edihub.stack.airflow import (
 )
 
 if TYPE_CHECKING:  # imported where used: they are slow, and start things at import
-    from edihub.demo import DemoFile
+    from edihub.demo import DemoFile, DemoSet
+    from edihub.notify.catcher import MailCatcher
     from edihub.sftp.client import SftpEndpoint
     from edihub.sftp.server import EmbeddedSftpServer
     from edihub.stack.postgres import EmbeddedPostgres
@@ -55,6 +56,10 @@ if TYPE_CHECKING:  # imported where used: they are slow, and start things at imp
 log = logging.getLogger(__name__)
 
 DAG_IDS = {feed: f"collect_{feed}" for feed in FEEDS}  # feed -> its collect DAG
+# After the collect DAGs, in this order: statements of the day, then e-mails and the print
+# batch beside the 52 insurers' exports.
+FANOUT_DAG_IDS = ("build_statements", "notify_insured", "export_insurers")
+STATEMENTS_FROM = "releves@caisses-sociales.mc"  # the From of the statement e-mails
 HUB_ACCOUNT = "hub"
 SETTLE_SECONDS = 1  # the demo's files are complete when dropped (atomic put): no need to wait
 DEFAULT_TIMEOUT = 900.0  # first start migrates Airflow's metadata DB: about 15 s here, slower on CI
@@ -144,6 +149,7 @@ class Stack:
     state_dir: Path
     postgres: EmbeddedPostgres | None = None
     sftp: EmbeddedSftpServer | None = None
+    mail: MailCatcher | None = None
     airflow: AirflowStandalone | None = None
     client: AirflowClient | None = None
     hub_dsn: str = ""
@@ -155,7 +161,7 @@ class Stack:
         problems: list[str] = []
         if self.client is not None:
             # Paused again, so that the next start schedules nothing before we say so.
-            for dag_id in DAG_IDS.values():
+            for dag_id in (*DAG_IDS.values(), *FANOUT_DAG_IDS):
                 with contextlib.suppress(Exception):
                     self.client.set_paused(dag_id, True)
             self.client.close()
@@ -172,6 +178,12 @@ class Stack:
             except Exception as exc:
                 problems.append(f"sftp: {exc}")
             self.sftp = None
+        if self.mail is not None:
+            try:
+                self.mail.stop()
+            except Exception as exc:
+                problems.append(f"mail catcher: {exc}")
+            self.mail = None
         if self.postgres is not None:
             data_dir = self.postgres.data_dir
             try:
@@ -298,7 +310,7 @@ def _per_feed(files: dict[str, list[DemoFile]]) -> dict[str, dict[str, int]]:
     return {feed: c for feed, c in counts.items() if c}
 
 
-def write_demo_data(stack: Stack, steps: Steps) -> dict[str, list[DemoFile]]:
+def write_demo_data(stack: Stack, steps: Steps) -> DemoSet:
     from edihub.demo import write_demo
 
     with steps.step("Writing the demo data") as line:
@@ -310,8 +322,8 @@ def write_demo_data(stack: Stack, steps: Steps) -> dict[str, list[DemoFile]]:
             f"{sum(c.values())} {feed} files from {len(c)} partner{'s' if len(c) > 1 else ''}"
             for feed, c in _per_feed(demo.files).items()
         )
-        line.done(f"Demo data: {per_feed}")
-    return demo.files
+        line.done(f"Demo data: {per_feed}; {len(demo.insurer_accounts)} insurers' accounts")
+    return demo
 
 
 def _key_pair(keys_dir: Path, name: str) -> tuple[Path, str]:
@@ -341,7 +353,9 @@ def _key_pair(keys_dir: Path, name: str) -> tuple[Path, str]:
     return path, f"{public} edihub-{name}"
 
 
-def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, SftpEndpoint]:
+def start_sftp(
+    stack: Stack, steps: Steps, partners: list[str], insurers: tuple[str, ...] = ()
+) -> dict[str, SftpEndpoint]:
     """Start the embedded SFTP server (unless EDIHUB_SFTP_HOST); return the partners' endpoints."""
     from edihub.sftp import layout
     from edihub.sftp.client import SftpEndpoint
@@ -383,6 +397,12 @@ def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, Sft
                     (home / sub).mkdir(parents=True, exist_ok=True)
                 partner_keys[partner], public = _key_pair(keys, f"partner_{partner}_ed25519")
                 accounts.append(SftpAccount(partner, home, [public]))
+            for insurer in insurers:  # they only pull their exports: own folder, own key
+                home = root / layout.partner_root(insurer).lstrip("/")
+                for sub in layout.insurer_folders():
+                    (home / sub).mkdir(parents=True, exist_ok=True)
+                _, public = _key_pair(keys, f"insurer_{insurer}_ed25519")
+                accounts.append(SftpAccount(insurer, home, [public]))
             server = EmbeddedSftpServer(root, keys / "sftp_host_ed25519", accounts)
             stack.sftp = server.start()
             stack.sftp_local_root = root
@@ -394,6 +414,11 @@ def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, Sft
             line.done(
                 f"SFTP: embedded server on {server.host}:{server.port}, tree {root}; "
                 f"accounts {HUB_ACCOUNT}, {', '.join(partners)}"
+                + (
+                    f" and {len(insurers)} insurers ({insurers[0]}…{insurers[-1]})"
+                    if insurers
+                    else ""
+                )
             )
     sftp_conn = {
         "conn_type": "sftp",
@@ -408,6 +433,26 @@ def start_sftp(stack: Stack, steps: Steps, partners: list[str]) -> dict[str, Sft
     }
     stack.connections["AIRFLOW_CONN_EDI_SFTP"] = json.dumps(sftp_conn)
     return endpoints
+
+
+def start_mail(stack: Stack, steps: Steps) -> None:
+    """The local SMTP catcher that receives the statement e-mails (the funds' relay in
+    production), and the ``edi_smtp`` connection to it."""
+    from edihub.notify.catcher import MailCatcher
+
+    with steps.step("Starting the mail catcher") as line:
+        stack.mail = MailCatcher(stack.state_dir / "mail").start()
+        smtp_conn = {
+            "conn_type": "smtp",
+            "host": stack.mail.host,
+            "port": stack.mail.port,
+            # plain SMTP, on loopback only: the catcher is this machine's
+            "extra": {"from_email": STATEMENTS_FROM, "disable_ssl": True, "disable_tls": True},
+        }
+        stack.connections["AIRFLOW_CONN_EDI_SMTP"] = json.dumps(smtp_conn)
+        line.done(
+            f"Mail: catcher on {stack.mail.host}:{stack.mail.port}, mailbox {stack.mail.folder}"
+        )
 
 
 def send_files(
@@ -469,8 +514,14 @@ def start_airflow(stack: Stack, steps: Steps, deadline: float) -> str:
     return password
 
 
-def trigger_runs(stack: Stack, steps: Steps, dag_ids: list[str]) -> dict[str, str]:
-    """Unpause these collect DAGs and trigger a run of each; return dag id -> run id."""
+def trigger_runs(
+    stack: Stack,
+    steps: Steps,
+    dag_ids: list[str],
+    conf: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, str]:
+    """Unpause these DAGs and trigger a run of each (with its ``conf``); return dag id ->
+    run id."""
     client = stack.client
     assert client is not None
     runs: dict[str, str] = {}
@@ -486,7 +537,7 @@ def trigger_runs(stack: Stack, steps: Steps, dag_ids: list[str]) -> dict[str, st
                 steps.note(
                     f"marked {dag_id} {old['dag_run_id']} failed: cut short by an earlier stop"
                 )
-            run = client.trigger(dag_id, note="edihub run")
+            run = client.trigger(dag_id, conf=(conf or {}).get(dag_id), note="edihub run")
             assert run is not None  # no logical date: never a conflict
             client.set_paused(dag_id, False)
             runs[dag_id] = str(run["dag_run_id"])
@@ -719,9 +770,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: float) -> int:
     start_database(stack, steps)
-    files = write_demo_data(stack, steps)
-    endpoints = start_sftp(stack, steps, sorted(files))
-    send_files(stack, steps, files, endpoints)
+    demo = write_demo_data(stack, steps)
+    endpoints = start_sftp(stack, steps, sorted(demo.files), demo.insurer_accounts)
+    start_mail(stack, steps)
+    send_files(stack, steps, demo.files, endpoints)
     sent_at = time.monotonic()
     first_new_id = _max_file_id(stack.hub_dsn) + 1
     deadline = time.monotonic() + timeout
@@ -732,12 +784,71 @@ def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: f
     first, then = [DAG_IDS["registry"]], [d for f, d in DAG_IDS.items() if f != "registry"]
     results = wait_runs(stack, steps, trigger_runs(stack, steps, first), deadline)
     results += wait_runs(stack, steps, trigger_runs(stack, steps, then), deadline)
+    # The demo closes its day now rather than after midnight: statements issued today, the
+    # insurers' files of today published now rather than at their time tomorrow morning.
+    today = statements_day()
+    build, *fanout = FANOUT_DAG_IDS
+    conf = {build: {"close_today": True}, "export_insurers": {"day": today.isoformat()}}
+    results += wait_runs(stack, steps, trigger_runs(stack, steps, [build], conf), deadline)
+    results += wait_runs(stack, steps, trigger_runs(stack, steps, fanout, conf), deadline)
     report(stack, console, results, first_new_id, password)
+    report_fanout(stack, console, today)
     code = 0 if results and all(r.succeeded for r in results) else 1
     if keep_up:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --keep-up ends
             _stay_up(stack, console)
     return code
+
+
+def statements_day() -> dt.date:
+    from edihub.statements import monaco_today
+
+    return monaco_today()
+
+
+def report_fanout(stack: Stack, console: Console, day: dt.date) -> None:
+    """What the day's statements became: e-mails, the print batch, the insurers' files."""
+    from edihub.load.db import connect
+    from edihub.sftp import layout
+
+    with connect(stack.hub_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE channel = 'email'), count(insurer_id),"
+            " coalesce(sum(total_billed), 0), coalesce(sum(total_reimbursed), 0),"
+            " coalesce(sum(total_patient_share), 0) FROM edi.statement WHERE issued_on = %s",
+            (day,),
+        )
+        statements, by_email, copies, billed, reimbursed, share = cur.fetchone()
+        cur.execute(
+            "SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FILTER (WHERE state ="
+            " 'printed'), count(*) FILTER (WHERE state = 'pending') FROM edi.statement_delivery"
+            " d JOIN edi.statement s USING (statement_id) WHERE s.issued_on = %s",
+            (day,),
+        )
+        sent, printed, pending = cur.fetchone()
+        cur.execute(
+            "SELECT count(*), count(*) FILTER (WHERE row_count > 0), coalesce(sum(row_count), 0)"
+            " FROM edi.export_file WHERE export_day = %s AND state = 'published'",
+            (day,),
+        )
+        files, with_rows, rows = cur.fetchone()
+    euros = lambda cents: f"{cents / 100:,.2f} €".replace(",", " ")  # noqa: E731
+    console.print(
+        f"Statements of {day}: {statements} ({by_email} by e-mail, {statements - by_email} on"
+        f" paper, {copies} copied to an insurer); billed {euros(billed)} = reimbursed"
+        f" {euros(reimbursed)} + patient share {euros(share)}"
+    )
+    console.print(f"Deliveries: {sent} e-mailed, {printed} printed, {pending} pending")
+    if stack.mail is not None:
+        console.print(f"  e-mails received by the catcher: {stack.mail.folder}/")
+    if stack.sftp_local_root is not None:
+        mailroom = Settings.from_env().mailroom_account
+        folder = stack.sftp_local_root / layout.print_dir(mailroom, day.isoformat()).lstrip("/")
+        console.print(f"  print batch: {folder}/")
+    console.print(
+        f"Insurer exports of {day}: {files} files published ({with_rows} with lines, {rows}"
+        " lines in all), each with its manifest, in /partners/<insurer>/outbound/statements/"
+    )
 
 
 def _stay_up(stack: Stack, console: Console) -> None:

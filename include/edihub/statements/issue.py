@@ -70,7 +70,9 @@ _STATEMENTS = """
         statement_number, registration_number, issued_on, payment_date, last_name, first_name,
         postal_address, email, channel, insurer_id, insurer_member_number, line_count,
         total_billed, total_reimbursed, total_patient_share)
-    SELECT to_char(%(day)s::date, 'YYYYMMDD') || '-' || t.registration_number,
+    -- the day and a number: not the registration number, which exports must not carry
+    SELECT to_char(%(day)s::date, 'YYYYMMDD') || '-'
+           || lpad((row_number() OVER (ORDER BY t.registration_number))::text, 6, '0'),
            t.registration_number, %(day)s, %(payment_date)s,
            p.last_name, p.first_name, p.postal_address,
            CASE WHEN route.by_email THEN p.email END,
