@@ -4,6 +4,7 @@ edihub run                      the embedded stack and the FSE collection (READM
 edihub validate --feed fse F    check a file as the hub would, print its acknowledgment
 edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
+edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import logging
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from edihub.config import REPO_ROOT, Settings
 from edihub.feeds import FEEDS
@@ -126,6 +127,22 @@ def cmd_docs_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sftp_sshd_config(args: argparse.Namespace) -> int:
+    from edihub.sftp import sshd_config
+
+    try:
+        service = sshd_config.service_account(args.service_account, args.service_key)
+        plan, removed = sshd_config.generate(
+            _database_url(), Settings.from_env(), args.out, root=args.root, service=service
+        )
+    except (sshd_config.SshdConfigError, OSError) as exc:
+        sys.exit(f"edihub: {exc}")
+    print(f"{args.out}: sshd_config, accounts.tsv, authorized_keys/; {plan.summary()}")
+    for name in removed:
+        print(f"  removed authorized_keys/{name}: no longer an account")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edihub.stack.run import run_command
 
@@ -178,6 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("files", type=Path, nargs="+", metavar="FILE")
     load.add_argument("--sender", help="the core system's account (EDIHUB_REGISTRY_SENDERS)")
     load.set_defaults(func=cmd_registry_load)
+
+    sftp = sub.add_parser("sftp", help="the partners' SFTP server").add_subparsers(
+        dest="sftp", required=True
+    )
+    sshd = sftp.add_parser(
+        "sshd-config",
+        help="write OpenSSH's configuration of the partner accounts from the registry",
+        description="Writes DIR/sshd_config (one chrooted, SFTP-only Match block per partner "
+        "account with a valid key; insurers read-only), DIR/authorized_keys/<account> and "
+        "DIR/accounts.tsv (the system accounts to create), and lists what was left out.",
+    )
+    sshd.add_argument("--out", type=Path, required=True, metavar="DIR")
+    sshd.add_argument(
+        "--root",
+        type=PurePosixPath,
+        default=PurePosixPath("/"),
+        help="the folder holding partners/ and archive/ on the SFTP server (default /)",
+    )
+    sshd.add_argument("--service-account", help="the hub's own account (not a partner's)")
+    sshd.add_argument("--service-key", type=Path, help="its public key file")
+    sshd.set_defaults(func=cmd_sftp_sshd_config)
     return parser
 
 
