@@ -4,13 +4,15 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
+from edihub.ui.exports_app import app as exports_app
 from edihub.ui.files_app import app as files_app
 
 
 class EdiHubPlugin(AirflowPlugin):
     name = "edihub"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
-        {"app": files_app, "url_prefix": "/edihub", "name": "EDI hub"}
+        {"app": files_app, "url_prefix": "/edihub", "name": "EDI hub"},
+        {"app": exports_app, "url_prefix": "/edihub-exports", "name": "EDI hub: exports"},
     ]
     # Relative href, no leading slash: works behind a base_url (stack-notes §1).
     external_views: ClassVar[list[dict[str, Any]]] = [
@@ -20,5 +22,12 @@ class EdiHubPlugin(AirflowPlugin):
             "url_route": "edihub_files",
             "destination": "nav",
             "category": "browse",
-        }
+        },
+        {
+            "name": "Insurer exports",
+            "href": "edihub-exports/exports",
+            "url_route": "edihub_exports",
+            "destination": "nav",
+            "category": "browse",
+        },
     ]

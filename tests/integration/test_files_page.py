@@ -43,9 +43,10 @@ def logged_in(airflow_db: None) -> Iterator[TestClient]:
 
 def test_the_plugin_mounts_the_pages_in_the_ui() -> None:
     plugin = runpy.run_path(str(PLUGIN))["EdiHubPlugin"]
-    [mounted] = plugin.fastapi_apps
-    assert (mounted["app"], mounted["url_prefix"]) == (app, "/edihub")
-    assert not plugin.external_views[0]["href"].startswith("/")
+    mounted = {m["url_prefix"]: m["app"] for m in plugin.fastapi_apps}
+    assert mounted["/edihub"] is app
+    [view] = [v for v in plugin.external_views if v["name"] == "Inbound files"]
+    assert not view["href"].startswith("/")
 
 
 @pytest.mark.parametrize("path", ["/files", "/files/1", "/api/files/1"])
