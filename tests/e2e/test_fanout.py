@@ -12,30 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from lxml import etree
-
 from edihub.demo import CORE_SYSTEMS, write_demo
 from edihub.exports import exportable_insurers, publish
-from edihub.exports.files import export_contract
 from edihub.notify import build_print_batch, send_due
 from edihub.notify.catcher import MailCatcher
 from edihub.sftp.client import put_atomic
 from edihub.sftp.layout import insurer_folders
 from edihub.statements import MONACO, build_statements, monaco_today
+from tests.fixtures.exports import pull_statements, read_export
 from tests.fixtures.funds import Funds
 from tests.fixtures.hub import make_hub
-
-
-def _rows(fmt: str, data: bytes) -> list[dict[str, Any]]:
-    if fmt == "csv":
-        return pacsv.read_csv(io.BytesIO(data)).to_pylist()
-    if fmt == "parquet":
-        return pq.read_table(io.BytesIO(data)).to_pylist()
-    doc = etree.fromstring(data)
-    export_contract().xsd.assertValid(doc)
-    return [{etree.QName(e).localname: e.text for e in line} for line in doc]
 
 
 def _pull_all(server: Any, accounts: dict[str, Any]) -> dict[str, dict[str, bytes]]:
@@ -43,11 +29,7 @@ def _pull_all(server: Any, accounts: dict[str, Any]) -> dict[str, dict[str, byte
     pulled: dict[str, dict[str, bytes]] = {}
     for insurer_id, endpoint in accounts.items():
         with server.connect(endpoint) as sftp:
-            pulled[insurer_id] = {}
-            for name in sorted(sftp.listdir("/outbound/statements")):
-                buf = io.BytesIO()
-                sftp.getfo(f"/outbound/statements/{name}", buf)
-                pulled[insurer_id][name] = buf.getvalue()
+            pulled[insurer_id] = pull_statements(sftp)
     return pulled
 
 
@@ -88,9 +70,12 @@ def test_a_day_of_care_reaches_the_insured_and_the_52_insurers(
     ) == [(funds.query("SELECT sum(billed) FROM edi.claim_line")[0][0],) * 2]
 
     # E-mails for the dematerialised, a print batch for the others.
-    with MailCatcher(tmp_path / "mail") as catcher:
+    catcher = MailCatcher(tmp_path / "mail").start()
+    try:
         report = send_due(dsn, catcher.smtp_settings(), dt.datetime.now(dt.UTC))
         received = catcher.wait_for(build.issue.by_email)
+    finally:
+        catcher.stop()
     emailed = funds.query("SELECT email FROM edi.statement WHERE channel = 'email' ORDER BY email")
     assert len(report.sent) == build.issue.by_email == len(emailed) > 0
     assert sorted(str(m["To"]) for m in received) == [e for (e,) in emailed]
@@ -136,7 +121,7 @@ def test_a_day_of_care_reaches_the_insured_and_the_52_insurers(
         assert data_name == f"CSM_{insurer_id}_{today:%Y%m%d}_000001.{formats[insurer_id]}"
         manifest = json.loads(files[f"{data_name}.manifest.json"])
         assert manifest["sha256"] == hashlib.sha256(files[data_name]).hexdigest()
-        rows = _rows(formats[insurer_id], files[data_name])
+        rows = read_export(formats[insurer_id], files[data_name])
         expected = {n: m for n, m in members.get(insurer_id, {}).items() if n in stated}
         assert {str(r["member_number"]) for r in rows} == set(expected.values())
         assert len(rows) == manifest["row_count"] == sum(lines_of[n] for n in expected)

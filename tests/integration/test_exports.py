@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import pytest
-from lxml import etree
 
 from edihub.exports import ExportRefused, due_at, due_exports, export_status, publish
 from edihub.exports.files import export_contract
 from edihub.registry_writer import write_snapshot
 from edihub.sftp.layout import insurer_folders, statements_dir
 from edihub.statements import MONACO, build_statements, monaco_today
+from tests.fixtures.exports import pull_statements, read_export
 from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, message, sheet, v2_file
 from tests.fixtures.funds import Funds
 from tests.fixtures.registry import CORE, SNAPSHOT_DAY
@@ -75,12 +72,7 @@ class Exports(Funds):
     def pulled(self, insurer_id: str) -> dict[str, bytes]:
         """What the insurer finds in its folder, through its own account."""
         with self.server.connect(self.accounts[insurer_id]) as sftp:
-            found = {}
-            for name in sorted(sftp.listdir("/outbound/statements")):
-                buf = io.BytesIO()
-                sftp.getfo(f"/outbound/statements/{name}", buf)
-                found[name] = buf.getvalue()
-            return found
+            return pull_statements(sftp)
 
 
 @pytest.fixture
@@ -89,16 +81,6 @@ def exports(funds: Funds, sftp_server: Any) -> Exports:
     hub.ingest("registry", write_snapshot(funds.folder / "ri", "insured", LATER, _insured()), CORE)
     hub.register(_insurers())
     return hub
-
-
-def _read(fmt: str, data: bytes) -> list[dict[str, Any]]:
-    if fmt == "csv":
-        return pacsv.read_csv(io.BytesIO(data)).to_pylist()
-    if fmt == "parquet":
-        return pq.read_table(io.BytesIO(data)).to_pylist()
-    doc = etree.fromstring(data)
-    export_contract().xsd.assertValid(doc)
-    return [{etree.QName(e).localname: e.text for e in line} for line in doc]
 
 
 def _day_of_care(exports: Exports, day: dt.date) -> None:
@@ -122,7 +104,7 @@ def test_each_insurer_gets_its_numbered_file_with_a_manifest_that_verifies(
     assert sorted(files) == [name, f"{name}.manifest.json"]
     manifest = json.loads(files[f"{name}.manifest.json"])
     assert manifest["sha256"] == hashlib.sha256(files[name]).hexdigest()
-    rows = _read(fmt, files[name])
+    rows = read_export(fmt, files[name])
     # 123456's statement: their own sheet and their beneficiary's two (rank 1), two acts
     # each; not 654321's, who is INS02's member.
     assert manifest["row_count"] == len(rows) == 6
@@ -172,7 +154,7 @@ def test_a_correction_goes_out_in_the_next_file_as_reversal_and_replacement(
     assert second.sequence == 2
     files = exports.pulled("INS01")
     assert {k: v for k, v in files.items() if k in first} == first  # never rewritten
-    rows = _read("csv", files[Path(second.path).name])
+    rows = read_export("csv", files[Path(second.path).name])
     assert [(r["status"], r["corrects_line"], r["reimbursed_cents"], r["patient_share_cents"])
             for r in rows] == [
         ("reversal", 1, -2400, -600), ("replacement", 1, 3000, 0),

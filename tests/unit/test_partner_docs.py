@@ -28,7 +28,10 @@ def _page(feed: str) -> str:
 
 def test_committed_docs_are_the_generator_output(tmp_path: Path) -> None:
     written = render_all(tmp_path)
-    assert {p.name for p in written} == {f"{feed}.md" for feed in FEEDS} | {"README.md"}
+    assert {p.name for p in written} == {f"{feed}.md" for feed in FEEDS} | {
+        "README.md",
+        "exports.md",
+    }
     committed = {p.name for p in DOCS.glob("*.md")}
     assert committed == {p.name for p in written}, REGENERATE
     for path in written:
@@ -105,3 +108,11 @@ def test_the_embedded_examples_are_loaded_by_the_hub(
         assert verdict.state == "loaded", (verdict, errors)
         assert verdict.records_total == 2
         assert errors == []
+
+
+def test_the_insurers_page_lists_every_export_column() -> None:
+    from edihub.exports.files import export_contract
+
+    page = (DOCS / "exports.md").read_text(encoding="utf-8")
+    for name in export_contract().columns:
+        assert f"| `{name}` |" in page, name
