@@ -25,4 +25,5 @@ pytest_plugins = [
     "tests.fixtures.sftp",
     "tests.fixtures.airflow",
     "tests.fixtures.funds",
+    "tests.fixtures.exports",
 ]

@@ -8,85 +8,15 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from edihub.exports import ExportRefused, due_at, due_exports, export_status, publish
+from edihub.exports import ExportRefused, due_at, due_exports, export_status
 from edihub.exports.files import export_contract
-from edihub.registry_writer import write_snapshot
-from edihub.sftp.layout import insurer_folders, statements_dir
+from edihub.sftp.layout import statements_dir
 from edihub.statements import MONACO, build_statements, monaco_today
-from tests.fixtures.exports import pull_statements, read_export
-from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, message, sheet, v2_file
-from tests.fixtures.funds import Funds
-from tests.fixtures.registry import CORE, SNAPSHOT_DAY
-
-LATER = SNAPSHOT_DAY + dt.timedelta(days=1)
-# Members: 123456 of INS01 (consented), 654321 of INS02 (consented), nobody of INS03.
-MEMBERS = {"123456": ("INS01", "M-123"), "654321": ("INS02", "M-654")}
-
-
-def _insurers(fmt: str = "csv", paused: str = "INS04") -> list[dict[str, Any]]:
-    rows = []
-    for n, export_format in ((1, fmt), (2, "xml"), (3, "parquet"), (4, "csv")):
-        iid = f"INS0{n}"
-        rows.append({
-            "insurer_id": iid, "name": f"Mutuelle {n}", "convention_signed_on": dt.date(2014, 1, 1),
-            "status": "paused" if iid == paused else "active", "sftp_account": iid.lower(),
-            "export_format": export_format, "export_time": "06:00",
-        })  # fmt: skip
-    return rows
-
-
-def _insured() -> list[dict[str, Any]]:
-    rows = []
-    for number, rank in KNOWN_INSURED:
-        insurer, member = MEMBERS[number] if rank == 0 else (None, None)
-        rows.append({
-            "registration_number": number, "beneficiary_rank": rank, "last_name": f"NOM{number}",
-            "first_name": "X", "postal_address": "1 rue Grimaldi, 98000 MONACO",
-            "email": f"{number}@example.mc", "teleservice_subscribed_on": dt.date(2016, 3, 1),
-            "email_validated": True, "dematerialisation": True, "insurer_id": insurer,
-            "insurer_member_number": member, "insurer_consent": insurer is not None,
-        })  # fmt: skip
-    return rows
-
-
-class Exports(Funds):
-    def __init__(self, dsn: str, folder: Path, server: Any) -> None:
-        super().__init__(dsn, folder)
-        self.server = server
-        self.accounts = {
-            f"INS0{n}": server.add_partner(f"ins0{n}", insurer_folders()) for n in range(1, 5)
-        }
-
-    def register(self, insurers: list[dict[str, Any]], day: dt.date = LATER) -> None:
-        self.ingest("registry", write_snapshot(self.folder / f"r{day}", "insurer", day, insurers),
-                    CORE)  # fmt: skip
-
-    def publish(self, insurer_id: str, day: dt.date) -> Any:
-        with self.server.connect(self.server.hub) as sftp:
-            return publish(self.dsn, sftp, insurer_id, day)
-
-    def pulled(self, insurer_id: str) -> dict[str, bytes]:
-        """What the insurer finds in its folder, through its own account."""
-        with self.server.connect(self.accounts[insurer_id]) as sftp:
-            return pull_statements(sftp)
-
-
-@pytest.fixture
-def exports(funds: Funds, sftp_server: Any) -> Exports:
-    hub = Exports(funds.dsn, funds.folder, sftp_server)
-    hub.ingest("registry", write_snapshot(funds.folder / "ri", "insured", LATER, _insured()), CORE)
-    hub.register(_insurers())
-    return hub
-
-
-def _day_of_care(exports: Exports, day: dt.date) -> None:
-    exports.ingest("fse", fse_file(exports.folder / "F1.xml"), PRACTITIONER)
-    build_statements(exports.dsn, now=dt.datetime.combine(day, dt.time(12), MONACO),
-                     close_today=True)  # fmt: skip
+from tests.fixtures.exports import LATER, Exports, day_of_care, insurers, read_export
+from tests.fixtures.fse import PRACTITIONER, fse_file, message, sheet, v2_file
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xml", "parquet"])
@@ -94,9 +24,9 @@ def test_each_insurer_gets_its_numbered_file_with_a_manifest_that_verifies(
     exports: Exports, fmt: str
 ) -> None:
     if fmt != "csv":  # the fixture's registry has INS01 in CSV
-        exports.register(_insurers(fmt), LATER + dt.timedelta(days=1))
+        exports.register(insurers(fmt), LATER + dt.timedelta(days=1))
     today = monaco_today()
-    _day_of_care(exports, today)
+    day_of_care(exports, today)
     published = exports.publish("INS01", today)
     name = f"CSM_INS01_{today:%Y%m%d}_000001.{fmt}"
     assert (published.sequence, published.path) == (1, f"{statements_dir('ins01')}/{name}")
@@ -118,12 +48,12 @@ def test_each_insurer_gets_its_numbered_file_with_a_manifest_that_verifies(
 
 def test_a_rerun_gives_the_same_bytes_even_after_the_registry_changed(exports: Exports) -> None:
     today = monaco_today()
-    _day_of_care(exports, today)
+    day_of_care(exports, today)
     first = exports.publish("INS02", today)
     before = exports.pulled("INS02")
     assert exports.publish("INS02", today).uploaded is False
     changed = [dict(r, export_format="csv") if r["insurer_id"] == "INS02" else r
-               for r in _insurers()]  # fmt: skip
+               for r in insurers()]  # fmt: skip
     exports.register(changed, LATER + dt.timedelta(days=2))
     with exports.server.connect(exports.server.hub) as sftp:  # the insurer's file lost
         sftp.remove(first.path)
@@ -165,7 +95,7 @@ def test_a_correction_goes_out_in_the_next_file_as_reversal_and_replacement(
 
 def test_one_insurers_failure_leaves_the_others_alone(exports: Exports) -> None:
     today = monaco_today()
-    _day_of_care(exports, today)
+    day_of_care(exports, today)
     # INS01's folder is broken on the server (a file where its folder should be).
     broken = exports.server.local(statements_dir("ins01"))
     for child in broken.iterdir():
@@ -188,7 +118,7 @@ def test_one_insurers_failure_leaves_the_others_alone(exports: Exports) -> None:
 
 def test_paused_insurers_and_unissued_days_are_refused(exports: Exports) -> None:
     today = monaco_today()
-    _day_of_care(exports, today)
+    day_of_care(exports, today)
     with pytest.raises(ExportRefused, match="INS04 is paused"):
         exports.publish("INS04", today)
     with pytest.raises(ExportRefused, match="not issued yet"):
@@ -202,7 +132,7 @@ def test_files_are_due_at_the_insurers_local_time_across_daylight_saving(
     assert due_at("06:00", dt.date(2026, 3, 28)) == dt.datetime(2026, 3, 29, 4, tzinfo=dt.UTC)
     assert due_at("06:00", dt.date(2026, 10, 24)) == dt.datetime(2026, 10, 25, 5, tzinfo=dt.UTC)
     today = monaco_today()
-    _day_of_care(exports, today)
+    day_of_care(exports, today)
     next_morning = due_at("06:00", today)
     assert due_exports(exports.dsn, next_morning - dt.timedelta(minutes=1)) == []
     assert due_exports(exports.dsn, next_morning) == [

@@ -20,8 +20,7 @@ from edihub.sftp.layout import statements_dir
 from edihub.statements import monaco_today
 from edihub.ui.exports_app import _form_token
 from edihub.ui.exports_app import app as exports_app
-from tests.integration.test_exports import Exports, _day_of_care
-from tests.integration.test_exports import exports as exports  # the fixture, reused
+from tests.fixtures.exports import Exports, day_of_care
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "edihub_plugin.py"
 PAGE = "/edihub-exports/exports"
@@ -63,7 +62,7 @@ def yesterday(exports: Exports, monkeypatch: pytest.MonkeyPatch) -> dt.date:
     server), INS02 and INS03 published, INS04 paused."""
     monkeypatch.setenv("EDIHUB_DATABASE_URL", exports.dsn)
     day = monaco_today() - dt.timedelta(days=1)
-    _day_of_care(exports, day)
+    day_of_care(exports, day)
     folder = exports.server.local(statements_dir("ins01"))
     shutil.rmtree(folder)
     folder.write_bytes(b"")
