@@ -158,7 +158,9 @@ def due_exports(conf: dict[str, Any]) -> list[dict[str, Any]]:
 
     day = conf.get("day") or None
     if conf.get("insurer_id"):
-        day = day or (dt.date.today() - dt.timedelta(days=1)).isoformat()
+        from edihub.statements import monaco_today
+
+        day = day or (monaco_today() - dt.timedelta(days=1)).isoformat()  # yesterday's file
         return [{"insurer_id": conf["insurer_id"], "days": [day]}]
     if day:
         insurers = exportable_insurers(database_dsn(), dt.date.fromisoformat(day))
