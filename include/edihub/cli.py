@@ -5,6 +5,7 @@ edihub validate --feed fse F    check a file as the hub would, print its acknowl
 edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
 edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
+edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDIHUB_DATABASE_URL)
 """
 
 from __future__ import annotations
@@ -143,6 +144,14 @@ def cmd_sftp_sshd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpi_report(args: argparse.Namespace) -> int:
+    from edihub.kpi.report import write_report
+
+    dashboard = write_report(_database_url(), args.out, json_format=args.json)
+    print(f"{args.out}: {len(dashboard.tiles)} figures, {len(dashboard.charts)} charts")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edihub.stack.run import run_command
 
@@ -216,6 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     sshd.add_argument("--service-account", help="the hub's own account (not a partner's)")
     sshd.add_argument("--service-key", type=Path, help="its public key file")
     sshd.set_defaults(func=cmd_sftp_sshd_config)
+
+    kpi = sub.add_parser("kpi", help="the KPI dashboard").add_subparsers(dest="kpi", required=True)
+    report = kpi.add_parser(
+        "report",
+        help="write the dashboard as one self-contained HTML file (or JSON)",
+        description="The brochure's figures computed from the hub's tables, with their charts: "
+        "inline CSS and SVG, nothing fetched, for mail-outs.",
+    )
+    report.add_argument("--out", type=Path, required=True, metavar="FILE")
+    report.add_argument("--json", action="store_true", help="JSON for machines instead of HTML")
+    report.set_defaults(func=cmd_kpi_report)
     return parser
 
 

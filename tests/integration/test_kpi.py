@@ -5,15 +5,20 @@ files published by the real code), then every view's numbers as counted by hand,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import lxml.html
+import psycopg2
 import pytest
 
+from edihub.kpi import figures, report
 from edihub.registry_writer import write_snapshot
 from edihub.statements import MONACO, build_statements, monaco_today
 from tests.fixtures.exports import Exports
@@ -23,6 +28,7 @@ from tests.fixtures.pharmacy import invoice, pharmacy_file
 from tests.fixtures.postgres import fresh_database
 from tests.fixtures.registry import CORE, SNAPSHOT_DAY, seed_registry
 from tests.fixtures.sftp import _embedded
+from tests.test_cli import edihub
 
 SPECIALIST = "S30001"
 DAY = SNAPSHOT_DAY + dt.timedelta(days=1)  # our snapshots replace the fixture's registry
@@ -293,3 +299,78 @@ def test_insurer_deliveries(population: Exports) -> None:
         ("INS01", "Mutuelle INS01", D0, 1, 6), ("INS01", "Mutuelle INS01", D4, 1, 4),
         ("INS02", "Mutuelle INS02", D0, 1, 6),
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- figures, report, CLI
+
+
+def _dashboard(hub: Exports) -> figures.Dashboard:
+    with contextlib.closing(psycopg2.connect(hub.dsn)) as conn:
+        return figures.read_dashboard(conn)
+
+
+def test_each_tile_has_the_views_figure_beside_the_brochures(population: Exports) -> None:
+    tiles = {t.key: t for t in _dashboard(population).tiles}
+    assert set(tiles) == set(figures.brochure())  # one tile per brochure figure
+    got = {k: (t.value, t.ratio) for k, t in tiles.items()}
+    assert got == {
+        "teleservice_subscribers": (4, None), "validated_email": (3, 0.75),
+        "dematerialisation": (2, 0.5), "statements_by_email": (2, 0.5),
+        "contracted_insurers": (2, None), "electronic_employers": (3, 0.6),
+        "paper_employer_size": (3.0, None), "paper_line_share": (3, 0.2727),
+        "household_first_month": (3, None), "household_after_a_year": (4, 0.8),
+        "fse_doctors": (2, None), "fse_general_practitioners": (1, None),
+        "fse_specialists": (1, None), "fse_dentists": (1, None),
+        "fse_per_month": (5 if _month(CARE_A) != _month(CARE_B) else 7, None),
+        "pharmacies": (1, None), "reimbursement_three_days": (1, 0.6667),
+    }  # fmt: skip
+    ref = tiles["validated_email"].reference
+    assert (ref.value, ref.ratio) == (43910, 0.92) and ref.wording.startswith("43.910 (92 %)")
+    assert tiles["electronic_employers"].headline == "ratio"  # the brochure quotes a share
+
+
+def _self_contained(html: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I), "fetches"
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+
+
+def test_the_report_is_self_contained_and_agrees_with_the_json(
+    population: Exports, tmp_path: Path
+) -> None:
+    d = _dashboard(population)
+    html = report.html_document(d)
+    _self_contained(html)
+    doc = lxml.html.fromstring(html)
+    data = report.as_dict(d)
+    tiles = {t.get("data-key"): " ".join(t.text_content().split())
+             for t in doc.xpath("//article[@data-key]")}  # fmt: skip
+    assert list(tiles) == [t["key"] for t in data["tiles"]]
+    for t in data["tiles"]:  # the page shows the JSON's figures, and the brochure's
+        shown = tiles[t["key"]]
+        if t["ratio"] is not None:
+            assert f"{100 * t['ratio']:.0f} %" in shown, (t["key"], shown)
+        assert f"{t['value']:,.0f}" in shown and t["reference"]["wording"] in shown
+    charts = doc.xpath("//figure[@data-chart]/svg")
+    assert [c.getparent().get("data-chart") for c in charts] == [c["key"] for c in data["charts"]]
+    for svg_el, chart in zip(charts, data["charts"], strict=True):
+        assert svg_el.xpath("string(./title)") == chart["title"]
+        bars = svg_el.xpath(".//rect/title | .//circle/title")
+        assert len(bars) == sum(len(s["values"]) for s in chart["series"]), chart["key"]
+    delay = next(c for c in data["charts"] if c["key"] == "reimbursement_delay")
+    assert delay["series"][0]["values"][1] == 6 and delay["series"][0]["values"][5] == 3
+
+
+def test_edihub_kpi_report_writes_the_file(population: Exports, tmp_path: Path) -> None:
+    out = tmp_path / "kpi.html"
+    result = edihub("kpi", "report", "--out", str(out), database_url=population.dsn)
+    assert result.returncode == 0, result.stderr
+    assert "17 figures, 6 charts" in result.stdout
+    _self_contained(out.read_text("utf-8"))
+    assert out.read_text("utf-8") == report.html_document(_dashboard(population))
+    result = edihub("kpi", "report", "--json", "--out", str(tmp_path / "k.json"),
+                    database_url=population.dsn)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "k.json").read_text("utf-8")) == report.as_dict(
+        _dashboard(population)
+    )
+    assert edihub("kpi", "report", "--out", str(out)).returncode != 0  # no database named
