@@ -6,6 +6,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from edihub.ui.exports_app import app as exports_app
 from edihub.ui.files_app import app as files_app
+from edihub.ui.kpi_app import app as kpi_app
 
 
 class EdiHubPlugin(AirflowPlugin):
@@ -13,6 +14,7 @@ class EdiHubPlugin(AirflowPlugin):
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
         {"app": files_app, "url_prefix": "/edihub", "name": "EDI hub"},
         {"app": exports_app, "url_prefix": "/edihub-exports", "name": "EDI hub: exports"},
+        {"app": kpi_app, "url_prefix": "/edihub-kpi", "name": "EDI hub: KPI dashboard"},
     ]
     # Relative href, no leading slash: works behind a base_url (stack-notes §1).
     external_views: ClassVar[list[dict[str, Any]]] = [
@@ -27,6 +29,13 @@ class EdiHubPlugin(AirflowPlugin):
             "name": "Insurer exports",
             "href": "edihub-exports/exports",
             "url_route": "edihub_exports",
+            "destination": "nav",
+            "category": "browse",
+        },
+        {
+            "name": "KPI dashboard",
+            "href": "edihub-kpi/kpi",
+            "url_route": "edihub_kpi",
             "destination": "nav",
             "category": "browse",
         },

@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import re
+import runpy
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,10 +18,12 @@ from typing import Any
 import lxml.html
 import psycopg2
 import pytest
+from fastapi.testclient import TestClient
 
 from edihub.kpi import figures, report
 from edihub.registry_writer import write_snapshot
 from edihub.statements import MONACO, build_statements, monaco_today
+from edihub.ui.kpi_app import app as kpi_app
 from tests.fixtures.exports import Exports
 from tests.fixtures.fse import DENTIST, PRACTITIONER, fse_file, sheet
 from tests.fixtures.payroll import PAPER_ACCOUNT, line, payroll_file, period_months_ago
@@ -374,3 +377,48 @@ def test_edihub_kpi_report_writes_the_file(population: Exports, tmp_path: Path) 
         _dashboard(population)
     )
     assert edihub("kpi", "report", "--out", str(out)).returncode != 0  # no database named
+
+
+# ---------------------------------------------------------------- the Airflow page
+
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "edihub_plugin.py"
+PAGE = "/edihub-kpi/kpi"
+
+
+@pytest.fixture(scope="module")
+def api_server(airflow_db: None) -> Any:
+    """Airflow's own API server, with the plugins of plugins/."""
+    from airflow.api_fastapi.app import create_app
+
+    return create_app(apps="core")
+
+
+def test_the_plugin_mounts_the_dashboard() -> None:
+    plugin = runpy.run_path(str(PLUGIN))["EdiHubPlugin"]
+    mounted = {m["url_prefix"]: m["app"] for m in plugin.fastapi_apps}
+    assert mounted["/edihub-kpi"] is kpi_app
+    [view] = [v for v in plugin.external_views if v["name"] == "KPI dashboard"]
+    assert view["href"] == PAGE.lstrip("/")  # relative: works behind a base_url
+
+
+@pytest.mark.parametrize("path", [PAGE, f"{PAGE}.json"])
+def test_anonymous_requests_are_refused(api_server: Any, path: str) -> None:
+    assert TestClient(api_server).get(path).status_code == 401
+
+
+def test_a_viewer_sees_the_same_dashboard_as_the_report_and_the_json(
+    api_server: Any, population: Exports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    monkeypatch.setenv("EDIHUB_DATABASE_URL", population.dsn)
+    browser = TestClient(api_server)
+    user = SimpleAuthManagerUser(username="manager", role="viewer")
+    browser.cookies.set("_token", get_auth_manager().generate_jwt(user))  # the UI's cookie
+    page = browser.get(PAGE)
+    assert page.status_code == 200
+    d = _dashboard(population)
+    assert report.fragment(d) in page.text  # the report's HTML, wrapped
+    _self_contained(page.text)
+    assert browser.get(f"{PAGE}.json").json() == report.as_dict(d)
