@@ -26,4 +26,5 @@ pytest_plugins = [
     "tests.fixtures.airflow",
     "tests.fixtures.funds",
     "tests.fixtures.exports",
+    "tests.fixtures.kpi",
 ]

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import re
 import runpy
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,163 +20,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edihub.kpi import figures, report
-from edihub.registry_writer import write_snapshot
-from edihub.statements import MONACO, build_statements, monaco_today
 from edihub.ui.kpi_app import app as kpi_app
 from tests.fixtures.exports import Exports
-from tests.fixtures.fse import DENTIST, PRACTITIONER, fse_file, sheet
-from tests.fixtures.payroll import PAPER_ACCOUNT, line, payroll_file, period_months_ago
-from tests.fixtures.pharmacy import invoice, pharmacy_file
-from tests.fixtures.postgres import fresh_database
-from tests.fixtures.registry import CORE, SNAPSHOT_DAY, seed_registry
-from tests.fixtures.sftp import _embedded
+from tests.fixtures.fse import DENTIST, PRACTITIONER
+from tests.fixtures.kpi import CARE_A, CARE_B, D0, D4, DAY, P1, P2, SPECIALIST, TODAY
 from tests.test_cli import edihub
-
-SPECIALIST = "S30001"
-DAY = SNAPSHOT_DAY + dt.timedelta(days=1)  # our snapshots replace the fixture's registry
-TODAY = monaco_today()
-D0, D4 = TODAY, TODAY + dt.timedelta(days=4)  # the two issue days
-CARE_A, CARE_B = TODAY - dt.timedelta(days=2), TODAY - dt.timedelta(days=40)  # two months
-P1, P2 = period_months_ago(1), period_months_ago(2)
-
-
-def _insured(number: str, rank: int, subscribed: bool, validated: bool, demat: bool,
-             insurer: str | None = None) -> dict[str, Any]:  # fmt: skip
-    return {
-        "registration_number": number, "beneficiary_rank": rank, "last_name": f"NOM{number}",
-        "first_name": f"P{rank}", "postal_address": "1 rue Grimaldi, 98000 MONACO",
-        "email": f"{number}.{rank}@example.mc",
-        "teleservice_subscribed_on": dt.date(2016, 3, 1) if subscribed else None,
-        "email_validated": validated, "dematerialisation": demat, "insurer_id": insurer,
-        "insurer_member_number": f"M-{number}" if insurer else None,
-        "insurer_consent": insurer is not None,
-    }  # fmt: skip
-
-
-# Rank 0: 4 subscribers (123456, 654321, 111111, 333333), 3 validated, 2 dematerialised;
-# 123456's beneficiary (rank 1) is subscribed too but is not an account of its own.
-INSURED = [
-    _insured("123456", 0, True, True, True, "INS01"),  # statements by e-mail, copy to INS01
-    _insured("123456", 1, True, True, False),
-    _insured("654321", 0, True, True, False, "INS02"),  # on paper, copy to INS02
-    _insured("111111", 0, True, False, False),
-    _insured("222222", 0, False, False, False),
-    _insured("333333", 0, True, True, True),
-]
-INSURERS = [
-    {"insurer_id": iid, "name": f"Mutuelle {iid}", "convention_signed_on": signed,
-     "status": "active", "sftp_account": iid.lower(), "export_format": "csv",
-     "export_time": "06:00"}
-    for iid, signed in (("INS01", dt.date(2014, 1, 1)), ("INS02", dt.date(2015, 6, 1)),
-                        ("INS03", None))
-]  # fmt: skip
-PRACTITIONERS = [
-    {"practitioner_id": PRACTITIONER, "kind": "general_practitioner", "name": "Dr Test"},
-    {"practitioner_id": "P10002", "kind": "general_practitioner", "name": "Dr Silent"},
-    {"practitioner_id": SPECIALIST, "kind": "specialist", "specialty": "cardiology",
-     "name": "Dr Heart"},
-    {"practitioner_id": DENTIST, "kind": "dentist", "name": "Dr Tooth"},
-]  # fmt: skip
-PHARMACIES = [
-    {"pharmacy_id": "PH000001", "name": "Pharmacie Test",
-     "teletransmission_start_date": dt.date(2016, 3, 1)},
-    {"pharmacy_id": "PH000002", "name": "Pharmacie Muette",
-     "teletransmission_start_date": dt.date(2016, 3, 15)},
-]  # fmt: skip
-
-
-def _employer(eid: str, kind: str, size: int, channel: str, subscribed: dt.date | None) -> Any:
-    return {"employer_id": eid, "name": f"Employeur {eid}", "kind": kind, "size": size,
-            "declaration_channel": channel, "teleservice_subscribed_on": subscribed}  # fmt: skip
-
-
-# Household: EMP002, EMP004, EMP005 (before the opening: counted in October 2015) subscribe in
-# the first month, EMP006 a year later, EMP003 never: 3 then 4 of 5.
-EMPLOYERS = [
-    _employer("EMP001", "company", 12, "electronic", dt.date(2014, 1, 1)),
-    _employer("EMP002", "household", 1, "electronic", dt.date(2015, 10, 5)),
-    _employer("EMP003", "household", 1, "paper", None),
-    _employer("EMP004", "household", 2, "electronic", dt.date(2015, 10, 20)),
-    _employer("EMP005", "household", 1, "electronic", dt.date(2015, 9, 15)),
-    _employer("EMP006", "household", 1, "electronic", dt.date(2016, 10, 10)),
-    _employer("EMP007", "company", 5, "paper", None),
-]
-
-
-def _declarations(folder: Path) -> list[tuple[Path, str]]:
-    """EMP001 twice (3 lines each), EMP002 and EMP004 (1 line each): electronic; EMP003 (1)
-    and EMP007 (2) on paper, keyed in by the funds' staff. 8 + 3 salary lines."""
-    employees = ["123456", "654321", "111111"]
-
-    def gross(n: int) -> list[Any]:
-        return [line(i, employee_id=employees[i]) for i in range(n)]
-
-    def net(n: int) -> list[Any]:
-        return [line(i, employee_id=employees[i], gross_salary=None, base_ccss=None,
-                     base_car=None, net_salary=Decimal("1200.00")) for i in range(n)]  # fmt: skip
-
-    return [
-        (payroll_file(folder / "d1.xml", gross(3), sender="EMP001", period=P1), "EMP001"),
-        (payroll_file(folder / "d2.xml", gross(3), sender="EMP001", period=P2, batch="000002"),
-         "EMP001"),
-        (payroll_file(folder / "d3.xml", net(1), sender="EMP002", period=P1,
-                      employer_kind="household"), "EMP002"),
-        (payroll_file(folder / "d4.xml", net(1), sender="EMP004", period=P1,
-                      employer_kind="household"), "EMP004"),
-        (payroll_file(folder / "d5.xml", net(1), sender=PAPER_ACCOUNT, employer="EMP003",
-                      channel="paper", employer_kind="household", period=P1, version=2),
-         PAPER_ACCOUNT),
-        (payroll_file(folder / "d6.xml", gross(2), sender=PAPER_ACCOUNT, employer="EMP007",
-                      channel="paper", period=P1, version=2, batch="000002"), PAPER_ACCOUNT),
-    ]  # fmt: skip
-
-
-def _sheets(sender: str, specs: list[tuple[int, str, int, dt.date]]) -> list[Any]:
-    return [sheet(i, practitioner_id=sender, registration_number=reg, beneficiary_rank=rank,
-                  care_date=care) for i, reg, rank, care in specs]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def population(
-    pg_admin_url: str, pg_template: str, tmp_path_factory: pytest.TempPathFactory,
-    embedded_host_key_path: Path,
-) -> Iterator[Exports]:  # fmt: skip
-    """One hub for the module (seeding it is most of the time). Issued on D0: the GP's four
-    sheets and two pharmacy invoices, received today; on D4: the specialist's two sheets and
-    the dentist's one, also received today. Published: INS01 and INS02 of D0, INS01 of D4."""
-    folder = tmp_path_factory.mktemp("kpi")
-    with (
-        fresh_database(pg_admin_url, pg_template) as dsn,
-        _embedded(folder, embedded_host_key_path) as server,
-    ):
-        seed_registry(dsn, folder)
-        hub = Exports(dsn, folder, server)  # with the insurers' SFTP accounts
-        for document, rows in (("insured", INSURED), ("insurer", INSURERS),
-                               ("practitioner", PRACTITIONERS), ("pharmacy", PHARMACIES),
-                               ("employer", EMPLOYERS)):  # fmt: skip
-            hub.ingest("registry", write_snapshot(folder / "reg", document, DAY, rows), CORE)
-        for path, sender in _declarations(folder):
-            hub.ingest("payroll", path, sender)
-        gp = [(1, "123456", 0, CARE_A), (2, "123456", 1, CARE_A), (3, "654321", 0, CARE_A),
-              (4, "654321", 0, CARE_B)]  # fmt: skip
-        hub.ingest("fse", fse_file(folder / "gp.xml", _sheets(PRACTITIONER, gp)), PRACTITIONER)
-        invoices = [invoice(1, registration_number="123456", beneficiary_rank=0),
-                    invoice(2, registration_number="654321", beneficiary_rank=0)]  # fmt: skip
-        hub.ingest("pharmacy", pharmacy_file(folder / "ph.txt", invoices), "PH000001")
-        _close(dsn, D0)
-        specialist = [(11, "123456", 0, CARE_A), (12, "654321", 0, CARE_A)]
-        hub.ingest("fse", fse_file(folder / "sp.xml", _sheets(SPECIALIST, specialist),
-                                   sender=SPECIALIST), SPECIALIST)  # fmt: skip
-        hub.ingest("fse", fse_file(folder / "de.xml", _sheets(DENTIST, [(21, "123456", 1, CARE_B)]),
-                                   sender=DENTIST), DENTIST)  # fmt: skip
-        _close(dsn, D4)
-        for insurer_id, day in (("INS01", D0), ("INS02", D0), ("INS01", D4)):
-            hub.publish(insurer_id, day)
-        yield hub
-
-
-def _close(dsn: str, day: dt.date) -> None:
-    build_statements(dsn, now=dt.datetime.combine(day, dt.time(12), MONACO), close_today=True)
 
 
 def _view(hub: Exports, view: str, order: str = "1") -> list[tuple[Any, ...]]:
