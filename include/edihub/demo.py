@@ -88,6 +88,11 @@ PRODUCTS = [
 ]
 
 
+def insurer_account(insurer_id: str) -> str:
+    """The SFTP account an insurer of the demo pulls its exports with."""
+    return insurer_id.lower()
+
+
 class DemoFile(NamedTuple):
     feed: str  # a key of edihub.feeds.FEEDS: the inbound folder it goes to
     path: Path
@@ -96,7 +101,7 @@ class DemoFile(NamedTuple):
 @dataclass(frozen=True)
 class DemoSet:
     files: dict[str, list[DemoFile]]  # partner id -> the files it sends, with their feed
-    insurer_accounts: tuple[str, ...] = tuple(iid.lower() for iid, *_ in INSURERS)
+    insurer_accounts: tuple[str, ...] = tuple(insurer_account(iid) for iid, *_ in INSURERS)
 
     def feed_of(self, path: Path) -> str:
         for demo_files in self.files.values():
@@ -187,7 +192,7 @@ def _registry(
             "name": name,
             "convention_signed_on": dt.date(2014, 1, 1),
             "status": "active",
-            "sftp_account": iid.lower(),
+            "sftp_account": insurer_account(iid),
             "export_format": fmt,
             "export_time": at,
         }

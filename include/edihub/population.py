@@ -23,7 +23,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from edihub.demo import INSURERS
+from edihub.demo import INSURERS, insurer_account
 from edihub.registry_writer import write_snapshot
 
 SNAPSHOT_DAY = dt.date(2016, 12, 31)
@@ -126,7 +126,7 @@ def insurer_rows(rng: random.Random) -> list[dict[str, Any]]:
     return [
         {"insurer_id": iid, "name": name,
          "convention_signed_on": _day_between(rng, dt.date(2014, 1, 1), dt.date(2015, 12, 31)),
-         "status": "active", "sftp_account": iid.lower(), "export_format": fmt,
+         "status": "active", "sftp_account": insurer_account(iid), "export_format": fmt,
          "export_time": at}
         for iid, name, fmt, at in INSURERS
     ]  # fmt: skip

@@ -23,6 +23,7 @@ import paramiko
 import psycopg2.extras
 
 from edihub.exports import files, ledger
+from edihub.exports.schedule import export_refusal
 from edihub.load.db import connect
 from edihub.sftp.client import put_atomic
 from edihub.sftp.layout import statements_dir
@@ -100,11 +101,9 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
         insurer = _insurer(cur, insurer_id)
         found = ledger.plan_of(cur, insurer_id, day)
         if found is None:
-            if insurer["status"] != "active":
-                raise ExportRefused(f"insurer {insurer_id} is {insurer['status']}: not exported")
-            signed = insurer["convention_signed_on"]
-            if signed is None or signed > day:
-                raise ExportRefused(f"insurer {insurer_id} has no convention in force on {day}")
+            refusal = export_refusal(insurer, day)
+            if refusal:
+                raise ExportRefused(refusal)
             cur.execute("SELECT 1 FROM edi.statement_day WHERE issued_on = %s", (day,))
             if cur.fetchone() is None:
                 raise ExportRefused(f"the statements of {day} are not issued yet")

@@ -41,12 +41,16 @@ _FILES = """
 """
 
 
+def _insurers(cur: Any) -> list[dict[str, Any]]:
+    cur.execute(_INSURERS)
+    return [dict(r) for r in cur.fetchall()]
+
+
 def _read(
     dsn: str, since: dt.date
 ) -> tuple[list[dict[str, Any]], dict[Any, dict[str, Any]], set[dt.date], dict[Any, int]]:
     with connect(dsn) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-        cur.execute(_INSURERS)
-        insurers = [dict(r) for r in cur.fetchall()]
+        insurers = _insurers(cur)
         cur.execute(_FILES, (since,))
         exported = {(r["insurer_id"], r["export_day"]): dict(r) for r in cur.fetchall()}
         cur.execute("SELECT issued_on FROM edi.statement_day WHERE issued_on >= %s", (since,))
@@ -60,9 +64,18 @@ def _read(
     return insurers, exported, issued, copies
 
 
-def _exportable(insurer: dict[str, Any], day: dt.date) -> bool:
+def export_refusal(insurer: dict[str, Any], day: dt.date) -> str | None:
+    """Why the registry gives ``insurer`` no file for ``day`` (None: it gets one)."""
+    if insurer["status"] != "active":
+        return f"insurer {insurer['insurer_id']} is {insurer['status']}: not exported"
     signed = insurer["convention_signed_on"]
-    return insurer["status"] == "active" and signed is not None and signed <= day
+    if signed is None or signed > day:
+        return f"insurer {insurer['insurer_id']} has no convention in force on {day}"
+    return None
+
+
+def _exportable(insurer: dict[str, Any], day: dt.date) -> bool:
+    return export_refusal(insurer, day) is None
 
 
 def due_exports(dsn: str, now: dt.datetime, backfill_days: int = 7) -> list[dict[str, Any]]:
@@ -88,7 +101,8 @@ def due_exports(dsn: str, now: dt.datetime, backfill_days: int = 7) -> list[dict
 
 def exportable_insurers(dsn: str, day: dt.date) -> list[str]:
     """The insurers that get a file for ``day``: active, with a convention in force."""
-    insurers, *_ = _read(dsn, day)
+    with connect(dsn) as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        insurers = _insurers(cur)
     return [i["insurer_id"] for i in insurers if _exportable(i, day)]
 
 

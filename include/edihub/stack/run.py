@@ -809,6 +809,7 @@ def statements_day() -> dt.date:
 def report_fanout(stack: Stack, console: Console, day: dt.date) -> None:
     """What the day's statements became: e-mails, the print batch, the insurers' files."""
     from edihub.load.db import connect
+    from edihub.notify.render import euros
     from edihub.sftp import layout
 
     with connect(stack.hub_dsn) as conn, conn.cursor() as cur:
@@ -832,7 +833,6 @@ def report_fanout(stack: Stack, console: Console, day: dt.date) -> None:
             (day,),
         )
         files, with_rows, rows = cur.fetchone()
-    euros = lambda cents: f"{cents / 100:,.2f} €".replace(",", " ")  # noqa: E731
     console.print(
         f"Statements of {day}: {statements} ({by_email} by e-mail, {statements - by_email} on"
         f" paper, {copies} copied to an insurer); billed {euros(billed)} = reimbursed"
