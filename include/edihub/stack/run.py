@@ -815,8 +815,10 @@ def report_fanout(stack: Stack, console: Console, day: dt.date) -> None:
     with connect(stack.hub_dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT count(*), count(*) FILTER (WHERE channel = 'email'), count(insurer_id),"
-            " coalesce(sum(total_billed), 0), coalesce(sum(total_reimbursed), 0),"
-            " coalesce(sum(total_patient_share), 0) FROM edi.statement WHERE issued_on = %s",
+            # sums of bigint are numeric: cast back, the report formats integer cents
+            " coalesce(sum(total_billed), 0)::bigint, coalesce(sum(total_reimbursed), 0)::bigint,"
+            " coalesce(sum(total_patient_share), 0)::bigint"
+            " FROM edi.statement WHERE issued_on = %s",
             (day,),
         )
         statements, by_email, copies, billed, reimbursed, share = cur.fetchone()
