@@ -49,8 +49,8 @@ def test_collect_fse_reads_like_its_flow(dagbag: Any) -> None:
     dag = dagbag.dags["collect_fse"]
     chain = ["fetch", "validate", "load", "archive", "acknowledge"]
     for upstream, downstream in itertools.pairwise(chain):
-        task = dag.get_task(f"process_file.{upstream}")
-        assert f"process_file.{downstream}" in task.downstream_task_ids
+        task = dag.get_task(f"process_files.{upstream}")
+        assert f"process_files.{downstream}" in task.downstream_task_ids
     assert dag.max_active_runs == 1
 
 

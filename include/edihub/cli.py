@@ -11,13 +11,13 @@ edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDI
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import logging
 import os
 import sys
 from pathlib import Path, PurePosixPath
 
+from edihub import clock
 from edihub.config import REPO_ROOT, Settings
 from edihub.feeds import FEEDS
 
@@ -62,7 +62,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         "remote_name": path.name,
         "size_bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "received_at": dt.datetime.now(dt.UTC),
+        "received_at": clock.now(),
         "state": verdict.state,
         "reason_code": verdict.reason_code,
         "reason": verdict.reason,
@@ -84,9 +84,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
         for e in errors
     ]
-    sys.stdout.write(
-        build_ack(file, ack_errors, len(ack_errors), dt.datetime.now(dt.UTC)).decode("utf-8")
-    )
+    sys.stdout.write(build_ack(file, ack_errors, len(ack_errors), clock.now()).decode("utf-8"))
     return {"loaded": EXIT_ACCEPTED, "loaded_with_errors": EXIT_WITH_ERRORS}.get(
         verdict.state, EXIT_REJECTED
     )

@@ -37,6 +37,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
+from edihub import clock
 from edihub.acks.ack import MAX_LISTED_ERRORS, AckError, ack_file_name, build_ack
 from edihub.config import Settings
 from edihub.formats.contract import FormatContract, feed_formats
@@ -83,9 +84,10 @@ def list_inbound(sftp: paramiko.SFTPClient, feed: str, settle_seconds: int) -> l
         partners = sorted(sftp.listdir(partners_root))
     except FileNotFoundError:
         return []
-    for partner in partners:
-        folder = layout.inbound_dir(partner, feed)
-        listing = sftp_client.list_ready(sftp, folder, settle_seconds)
+    folders = {partner: layout.inbound_dir(partner, feed) for partner in partners}
+    listings = sftp_client.list_ready_many(sftp, list(folders.values()), settle_seconds)
+    for partner, folder in folders.items():
+        listing = listings[folder]
         for name, reason in listing.ignored:
             log.info("skip %s/%s: %s", folder, _shown(name), reason)
         for f in listing.waiting:
@@ -96,6 +98,23 @@ def list_inbound(sftp: paramiko.SFTPClient, feed: str, settle_seconds: int) -> l
         ]
     log.info("%d %s file(s) ready", len(ready), feed)
     return ready
+
+
+def batches(items: list[InboundFile], max_files: int, max_bytes: int) -> list[list[InboundFile]]:
+    """The ready files cut into the batches one mapped task takes each: ``max_files`` at most,
+    and no more than ``max_bytes`` unless a file is that large alone. A drop of a thousand
+    small files is a few dozen tasks, not five thousand (Airflow maps at most 1,024 and pays
+    about a second to start each); large files still get a task, and parallelism, of their own.
+    In listing order, so a partner's files stay together."""
+    out: list[list[InboundFile]] = []
+    size = 0
+    for item in items:
+        if not out or len(out[-1]) >= max_files or size + item.size > max_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += item.size
+    return out
 
 
 # ---------------------------------------------------------------- fetch
@@ -110,6 +129,7 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
         "remote_path_raw": _raw(item.path),
         "size_bytes": item.size,
         "remote_mtime": dt.datetime.fromtimestamp(item.mtime, dt.UTC),
+        "received_at": _now(),
     } | values
     cur.execute(
         sql.SQL("INSERT INTO edi.inbound_file ({}) VALUES ({}) RETURNING id").format(
@@ -242,9 +262,9 @@ def ingest_local(dsn: str, settings: Settings, feed: str, path: Path, sender: st
     load(dsn, settings, file_id)
     with connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
-            "UPDATE edi.inbound_file SET archive_path = remote_path, archived_at = now()"
+            "UPDATE edi.inbound_file SET archive_path = remote_path, archived_at = %s"
             " WHERE id = %s AND archived_at IS NULL",
-            (file_id,),
+            (_now(), file_id),
         )
         conn.commit()
     return file_id
@@ -469,7 +489,7 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
         "UPDATE edi.inbound_file SET state = %s, reason_code = %s, reason = %s,"
         " batch_number = %s, format_version = %s, document = %s, records_total = %s,"
         " records_loaded = %s,"
-        " records_rejected = %s, duplicate_of = %s, header = %s, decided_at = now()"
+        " records_rejected = %s, duplicate_of = %s, header = %s, decided_at = %s"
         " WHERE id = %s",
         (
             verdict.state,
@@ -483,6 +503,7 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
             verdict.records_rejected,
             verdict.duplicate_of,
             psycopg2.extras.Json(verdict.header or None),
+            _now(),
             file_id,
         ),
     )
@@ -546,8 +567,8 @@ def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
         source = bytes(row["remote_path_raw"]).decode("utf-8", "surrogateescape")
         sftp_client.move(sftp, source, target)
         cur.execute(
-            "UPDATE edi.inbound_file SET archive_path = %s, archived_at = now() WHERE id = %s",
-            (target, file_id),
+            "UPDATE edi.inbound_file SET archive_path = %s, archived_at = %s WHERE id = %s",
+            (target, _now(), file_id),
         )
         conn.commit()
     log.info("archived %s-%d to %s", row["feed"], file_id, target)
@@ -580,8 +601,8 @@ def acknowledge(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
         )
         sftp_client.put_atomic(sftp, body, path)
         cur.execute(
-            "UPDATE edi.inbound_file SET ack_path = %s, acked_at = now() WHERE id = %s",
-            (path, file_id),
+            "UPDATE edi.inbound_file SET ack_path = %s, acked_at = %s WHERE id = %s",
+            (path, _now(), file_id),
         )
         conn.commit()
     log.info("acknowledged %s-%d (%s) at %s", row["feed"], file_id, row["state"], path)
@@ -604,7 +625,7 @@ def _shown(remote: str) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    return clock.now()
 
 
 def _landing_path(settings: Settings, sha256: str) -> Path:

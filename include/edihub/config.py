@@ -33,6 +33,8 @@ class Settings:
     contracts_dir    EDIHUB_CONTRACTS_DIR      data contracts (contracts/ of the repository)
     max_file_bytes   EDIHUB_MAX_FILE_BYTES     larger inbound files are quarantined unread
     settle_seconds   EDIHUB_SETTLE_SECONDS     an inbound file must be this old and unchanged
+    files_per_task   EDIHUB_FILES_PER_TASK     at most this many files per mapped collect task...
+    bytes_per_task   EDIHUB_BYTES_PER_TASK     ...and about this many bytes (a larger file alone)
     care_window_days EDIHUB_CARE_WINDOW_DAYS   oldest accepted date of care or dispensing, in days
     declaration_window_days EDIHUB_DECLARATION_WINDOW_DAYS   oldest salary period, in days
     registry_senders EDIHUB_REGISTRY_SENDERS   accounts of the funds' core systems, which alone
@@ -54,6 +56,8 @@ class Settings:
     settle_seconds: int
     care_window_days: int
     declaration_window_days: int
+    files_per_task: int = 20
+    bytes_per_task: int = 256 * 1024**2
     registry_senders: tuple[str, ...] = ("csm-core",)
     paper_senders: tuple[str, ...] = ("CSMSAISIE",)
     mailroom_account: str = "CSMSAISIE"
@@ -69,6 +73,8 @@ class Settings:
             settle_seconds=_int("EDIHUB_SETTLE_SECONDS", 10),
             care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
             declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
+            files_per_task=max(1, _int("EDIHUB_FILES_PER_TASK", 20)),
+            bytes_per_task=_int("EDIHUB_BYTES_PER_TASK", 256 * 1024**2),
             registry_senders=_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
             paper_senders=paper_senders,
             mailroom_account=os.environ.get("EDIHUB_MAILROOM_ACCOUNT") or paper_senders[0],

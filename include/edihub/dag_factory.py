@@ -29,8 +29,10 @@ Every five minutes, for each partner's `/inbound/{feed}/` folder on the SFTP ser
 
 1. **migrate_database**: apply pending hub migrations (a no-op once applied)
 2. **list_files**: files ready to take (complete uploads only: no `.part`, old enough, stable)
-3. per file, **process_file**: fetch → validate → load → archive → acknowledge
-4. **report**: the batch's outcome, published as the `edi_{feed}_loaded` asset event
+3. per batch of files (up to `EDIHUB_FILES_PER_TASK`, a large file alone), **process_files**:
+   fetch → validate → load → archive → acknowledge, each file in turn; a file that fails a
+   step does not stop the others, and the retry redoes only what is not done
+4. **report**: the run's outcome, published as the `edi_{feed}_loaded` asset event
 
 Each file ends *loaded*, *loaded_with_errors*, *rejected*, *quarantined* or *duplicate*
 (table `edi.inbound_file`), and its sender finds an acknowledgment in `/outbound/acks/`.
@@ -66,52 +68,53 @@ def collect_dag(feed: str) -> DAG:
             return orchestration.migrate()
 
         @task
-        def list_files() -> list[dict[str, Any]]:
+        def list_files() -> list[list[dict[str, Any]]]:
             from edihub import orchestration
 
             return orchestration.list_files(feed)
 
         @task
-        def fetch(item: dict[str, Any]) -> int:
+        def fetch(batch: list[dict[str, Any]]) -> list[int]:
             from edihub import orchestration
 
-            return orchestration.fetch(item)
+            return orchestration.fetch(batch)
 
         @task
-        def validate(file_id: int) -> int:
+        def validate(file_ids: list[int]) -> list[int]:
             from edihub import orchestration
 
-            return orchestration.validate(file_id)
+            return orchestration.validate(file_ids)
 
         @task
-        def load(file_id: int) -> int:
+        def load(file_ids: list[int]) -> list[int]:
             from edihub import orchestration
 
-            return orchestration.load(file_id)
+            return orchestration.load(file_ids)
 
         @task
-        def archive(file_id: int) -> int:
+        def archive(file_ids: list[int]) -> list[int]:
             from edihub import orchestration
 
-            return orchestration.archive(file_id)
+            return orchestration.archive(file_ids)
 
         @task
-        def acknowledge(file_id: int) -> dict[str, Any]:
+        def acknowledge(file_ids: list[int]) -> list[dict[str, Any]]:
             from edihub import orchestration
 
-            return orchestration.acknowledge(file_id)
+            return orchestration.acknowledge(file_ids)
 
         @task_group
-        def process_file(item: dict[str, Any]) -> Any:
-            return acknowledge(archive(load(validate(fetch(item)))))
+        def process_files(batch: list[dict[str, Any]]) -> Any:
+            return acknowledge(archive(load(validate(fetch(batch)))))
 
         @task(outlets=[asset], trigger_rule="all_done")
-        def report(outcomes: list[dict[str, Any]]) -> Any:
+        def report(listed: list[list[dict[str, Any]]], outcomes: Any) -> Any:
             from edihub import orchestration
 
-            yield Metadata(asset, orchestration.report(feed, list(outcomes)))
+            batches = orchestration.batch_outcomes(listed, outcomes)
+            yield Metadata(asset, orchestration.report(feed, batches))
 
-        files = list_files()
-        migrate_database() >> files
-        report(process_file.expand(item=files))
+        batches = list_files()
+        migrate_database() >> batches
+        report(batches, process_files.expand(batch=batches))
     return dag

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import paramiko
 
-from edihub import collect
+from edihub import clock, collect
 from edihub.config import Settings
 
 POSTGRES_CONN_ID = "edi_postgres"
 SFTP_CONN_ID = "edi_sftp"
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def database_dsn(conn_id: str = POSTGRES_CONN_ID) -> str:
@@ -48,40 +50,83 @@ def migrate() -> list[str]:
     return apply(database_dsn())
 
 
-def list_files(feed: str) -> list[dict[str, Any]]:
+def list_files(feed: str) -> list[list[dict[str, Any]]]:
+    """The ready files of ``feed``, in batches of a mapped task each."""
+    settings = Settings.from_env()
     with sftp_session() as sftp:
-        items = collect.list_inbound(sftp, feed, Settings.from_env().settle_seconds)
-    return [asdict(item) for item in items]
+        items = collect.list_inbound(sftp, feed, settings.settle_seconds)
+    batches = collect.batches(items, settings.files_per_task, settings.bytes_per_task)
+    return [[asdict(item) for item in batch] for batch in batches]
 
 
-def fetch(item: dict[str, Any]) -> int:
+def _each(what: str, files: list[T], step: Callable[[T], R]) -> list[R]:
+    """``step`` on every file of a batch; a file that fails does not stop the others. The
+    task fails afterwards if one did, and its retry redoes only what is not done (each step
+    is a no-op on a file whose row says it is done)."""
+    done: list[R] = []
+    failures: list[tuple[T, Exception]] = []
+    for file in files:
+        try:
+            done.append(step(file))
+        except Exception as exc:  # transient (database, SFTP): content errors never raise
+            log.exception("%s failed for %s", what, file)
+            failures.append((file, exc))
+    if failures:
+        first = failures[0][1]
+        raise RuntimeError(
+            f"{what} failed for {len(failures)} of {len(files)} file(s): "
+            + "; ".join(f"{file}: {exc}" for file, exc in failures[:5])
+        ) from first
+    return done
+
+
+def fetch(batch: list[dict[str, Any]]) -> list[int]:
+    dsn, settings = database_dsn(), Settings.from_env()
+    items = [collect.InboundFile(**item) for item in batch]
     with sftp_session() as sftp:
-        return collect.fetch(sftp, database_dsn(), Settings.from_env(), collect.InboundFile(**item))
+        return _each("fetch", items, lambda item: collect.fetch(sftp, dsn, settings, item))
 
 
-def validate(file_id: int) -> int:
-    return collect.validate(database_dsn(), Settings.from_env(), file_id)
+def validate(file_ids: list[int]) -> list[int]:
+    dsn, settings = database_dsn(), Settings.from_env()
+    return _each("validate", file_ids, lambda file_id: collect.validate(dsn, settings, file_id))
 
 
-def load(file_id: int) -> int:
-    return collect.load(database_dsn(), Settings.from_env(), file_id)
+def load(file_ids: list[int]) -> list[int]:
+    dsn, settings = database_dsn(), Settings.from_env()
+    return _each("load", file_ids, lambda file_id: collect.load(dsn, settings, file_id))
 
 
-def archive(file_id: int) -> int:
-    with sftp_session() as sftp:
-        return collect.archive(sftp, database_dsn(), file_id)
-
-
-def acknowledge(file_id: int) -> dict[str, Any]:
+def archive(file_ids: list[int]) -> list[int]:
     dsn = database_dsn()
     with sftp_session() as sftp:
+        return _each("archive", file_ids, lambda file_id: collect.archive(sftp, dsn, file_id))
+
+
+def acknowledge(file_ids: list[int]) -> list[dict[str, Any]]:
+    dsn = database_dsn()
+
+    def ack(file_id: int) -> dict[str, Any]:
         collect.acknowledge(sftp, dsn, file_id)
-    return collect.file_summary(dsn, file_id)
+        return collect.file_summary(dsn, file_id)
+
+    with sftp_session() as sftp:
+        return _each("acknowledge", file_ids, ack)
 
 
-def report(feed: str, outcomes: list[dict[str, Any] | None]) -> dict[str, Any]:
-    """The batch's outcome (the asset event's extra); fails if a file did not finish."""
-    done = [o for o in outcomes if o]
+def batch_outcomes(listed: list[Any], outcomes: Any) -> list[list[dict[str, Any]] | None]:
+    """Each listed batch's outcomes (None: the batch did not finish), from what Airflow hands
+    the report. Airflow 3.3.2 hands a mapped task group's only expansion over as its bare value
+    (apache/airflow#69036, fixed upstream by #69075): one batch's list of outcomes, or None,
+    instead of a list of one; so the count of listed batches says which it is."""
+    if len(listed) == 1 and (outcomes is None or all(isinstance(o, dict) for o in outcomes)):
+        return [list(outcomes) if outcomes else None]
+    return [list(batch) if batch else None for batch in outcomes or []]
+
+
+def report(feed: str, batches: list[list[dict[str, Any]] | None]) -> dict[str, Any]:
+    """The run's outcome (the asset event's extra); fails if a batch did not finish."""
+    done = [o for batch in batches if batch for o in batch]
     states: dict[str, int] = {}
     for o in done:
         states[o["state"]] = states.get(o["state"], 0) + 1
@@ -93,9 +138,9 @@ def report(feed: str, outcomes: list[dict[str, Any] | None]) -> dict[str, Any]:
         "records_rejected": sum(o["records_rejected"] or 0 for o in done),
     }
     log.info("collect %s: %s", feed, extra)
-    unfinished = len(outcomes) - len(done)
+    unfinished = sum(1 for batch in batches if not batch)
     if unfinished:
-        raise RuntimeError(f"{unfinished} file(s) did not finish; see the failed tasks")
+        raise RuntimeError(f"{unfinished} batch(es) of files did not finish; see the failed tasks")
     return extra
 
 
@@ -120,7 +165,7 @@ def send_statement_emails() -> dict[str, Any]:
     from edihub.notify import send_due, smtp_settings_from_connection
 
     smtp = smtp_settings_from_connection(BaseHook.get_connection(SMTP_CONN_ID))
-    return send_due(database_dsn(), smtp, dt.datetime.now(dt.UTC)).as_dict()
+    return send_due(database_dsn(), smtp, clock.now()).as_dict()
 
 
 def print_batch() -> dict[str, Any] | None:
@@ -165,7 +210,7 @@ def due_exports(conf: dict[str, Any]) -> list[dict[str, Any]]:
     if day:
         insurers = exportable_insurers(database_dsn(), dt.date.fromisoformat(day))
         return [{"insurer_id": insurer, "days": [day]} for insurer in insurers]
-    return due(database_dsn(), dt.datetime.now(dt.UTC))
+    return due(database_dsn(), clock.now())
 
 
 def export_insurer(insurer_id: str, days: list[str]) -> list[dict[str, Any]]:

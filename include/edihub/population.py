@@ -13,20 +13,48 @@ the brochure's registry figures in the ``kpi`` views.
 - pharmacy: the 15 pharmacies teletransmitting since March 2016;
 - card: one F.S.E. card per insured person.
 
-The FSE, pharmacy and payroll files of the demo are not made here.
+And the partner files of December 2016, which the hub collects, validates and loads on its
+processing day 2016-12-31 (``DEMO_DAY``; ``edihub run`` sets the hub's clock to it):
+
+- FSE: each practitioner's month of care sheets, about 9,000 in all;
+- pharmacy: each pharmacy's month of invoices;
+- payroll: every company's December declaration, 85 % sent electronically by the company,
+  the other 15 % (4 employees on average, 3 % of the salary lines) keyed in from paper forms
+  by the funds' staff and sent from their account (``demo.PAPER_KEYING``);
+- the claims come from ``HOLDERS`` families, 40 % of whose account holders chose
+  dematerialised statements, so that about 40 % of the statements go by e-mail.
+
+Household employers declare through their own teleservice: the brochure's payroll figures are
+the companies' monthly declarations, and the demo sends none for households.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from edihub.demo import INSURERS, insurer_account
+from edihub.demo import (
+    ACTS,
+    CORE_SYSTEMS,
+    INSURERS,
+    PAPER_KEYING,
+    PRODUCTS,
+    DemoFile,
+    DemoSet,
+    insurer_account,
+)
+from edihub.fse_writer import Act, CareSheet, write_fse_file
+from edihub.payroll_writer import SalaryLine, write_payroll_file
+from edihub.pharmacy_writer import Invoice, Line, write_pharmacy_file
 from edihub.registry_writer import write_snapshot
 
 SNAPSHOT_DAY = dt.date(2016, 12, 31)
+DEMO_DAY = SNAPSHOT_DAY  # the hub's processing day of the demo's partner files
+MONTH_FIRST, MONTH_LAST = dt.date(2016, 12, 1), dt.date(2016, 12, 30)  # the month's care days
 
 INSURED = 60_000  # rank-0 insured (the account holders)
 BENEFICIARIES = 20_000  # their spouses and children (rank 1 and up)
@@ -41,7 +69,12 @@ HOUSEHOLD_FIRST_MONTH = 390  # subscribed in October 2015, the month the service
 HOUSEHOLD_AFTER_A_YEAR = 1_136  # subscribed by the end of October 2016
 HOUSEHOLD_SINCE = 64  # subscribed in November and December 2016
 HOUSEHOLD_OPENED = dt.date(2015, 10, 1)
-COMPANIES = 3_000
+# Companies, all declaring each month: 15 % on paper, 4 employees each on average, whose lines
+# are 3 % of all salary lines (so the electronic ones average about 23 employees).
+COMPANIES = 200
+PAPER_COMPANIES = 30
+PAPER_EMPLOYEES = 4 * PAPER_COMPANIES
+ELECTRONIC_EMPLOYEES = PAPER_EMPLOYEES * 97 // 3
 
 GENERAL_PRACTITIONERS = 92
 SPECIALISTS = 88
@@ -49,6 +82,13 @@ DENTISTS = 30
 SPECIALTIES = ["cardiology", "dermatology", "gynaecology", "ophthalmology", "paediatrics",
                "psychiatry", "rheumatology", "ENT", "gastroenterology", "radiology"]  # fmt: skip
 PHARMACIES = 15
+# Care sheets a practitioner sends in a month, by kind: about 9,000 in all.
+SHEETS_PER_MONTH = {"general_practitioner": (40, 58), "specialist": (34, 50), "dentist": (20, 30)}
+INVOICES_PER_MONTH = (150, 250)  # a pharmacy's teletransmitted invoices
+# The families whose claims of the month make the statements, 40 % of whose account holders
+# chose dematerialised statements (the brochure's "40 % environ ... par mail").
+HOLDERS = 4_000
+HOLDERS_BY_EMAIL = 1_600
 STREETS = ["boulevard des Moulins", "boulevard d'Italie", "avenue de la Costa", "rue Grimaldi",
            "boulevard Princesse Charlotte", "avenue Princesse Grace", "rue Caroline",
            "boulevard Rainier III", "rue de Millo", "avenue Hector Otto"]  # fmt: skip
@@ -148,17 +188,31 @@ def _household_dates(rng: random.Random) -> list[dt.date | None]:
     return dates
 
 
+def _sizes(rng: random.Random, count: int, total: int, low: int, high: int) -> list[int]:
+    """``count`` sizes between ``low`` and ``high`` adding up to exactly ``total``."""
+    sizes = [rng.randint(low, high) for _ in range(count)]
+    while (gap := total - sum(sizes)) != 0:
+        i = rng.randrange(count)
+        step = 1 if gap > 0 else -1
+        if low <= sizes[i] + step <= high:
+            sizes[i] += step
+    return sizes
+
+
 def employer_rows(rng: random.Random) -> list[dict[str, Any]]:
     """Companies (most declaring electronically, the paper ones small) and household employers
     (electronic when subscribed to their teleservice, else paper forms)."""
+    paper = set(rng.sample(range(COMPANIES), PAPER_COMPANIES))
+    paper_sizes = iter(_sizes(rng, PAPER_COMPANIES, PAPER_EMPLOYEES, 1, 8))
+    electronic_sizes = iter(_sizes(rng, COMPANIES - PAPER_COMPANIES, ELECTRONIC_EMPLOYEES, 3, 120))
     rows: list[dict[str, Any]] = []
     for n in range(1, COMPANIES + 1):
-        electronic = rng.random() < 0.85
+        electronic = n - 1 not in paper
         rows.append({
             "employer_id": f"EMP{n:05d}",
             "name": f"SAM Entreprise {n:04d}",
             "kind": "company",
-            "size": rng.randint(5, 400) if electronic else rng.randint(1, 7),
+            "size": next(electronic_sizes) if electronic else next(paper_sizes),
             "declaration_channel": "electronic" if electronic else "paper",
             "teleservice_subscribed_on": _day_between(rng, dt.date(2008, 1, 1), SNAPSHOT_DAY)
             if electronic else None,
@@ -203,16 +257,150 @@ def pharmacy_rows(rng: random.Random) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Registry:
+    """The registry's rows, from which the partner files are drawn."""
+
+    insured: list[dict[str, Any]]
+    cards: list[dict[str, Any]]
+    insurers: list[dict[str, Any]]
+    employers: list[dict[str, Any]]
+    practitioners: list[dict[str, Any]]
+    pharmacies: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, seed: int) -> Registry:
+        rng = random.Random(seed)
+        insured = insured_rows(rng)
+        return cls(insured, card_rows(rng, insured), insurer_rows(rng), employer_rows(rng),
+                   practitioner_rows(rng), pharmacy_rows(rng))  # fmt: skip
+
+    def write(self, out_dir: Path) -> list[Path]:
+        documents = [("insured", self.insured), ("card", self.cards), ("insurer", self.insurers),
+                     ("employer", self.employers), ("practitioner", self.practitioners),
+                     ("pharmacy", self.pharmacies)]  # fmt: skip
+        return [write_snapshot(out_dir, name, SNAPSHOT_DAY, rows) for name, rows in documents]
+
+
 def write_registry(out_dir: Path, seed: int = 2016) -> list[Path]:
     """The six registry snapshots of 2016-12-31 in ``out_dir``: insured, card, insurer,
     employer, practitioner, pharmacy. The same seed gives the same bytes."""
-    rng = random.Random(seed)
-    insured = insured_rows(rng)
-    return [
-        write_snapshot(out_dir, "insured", SNAPSHOT_DAY, insured),
-        write_snapshot(out_dir, "card", SNAPSHOT_DAY, card_rows(rng, insured)),
-        write_snapshot(out_dir, "insurer", SNAPSHOT_DAY, insurer_rows(rng)),
-        write_snapshot(out_dir, "employer", SNAPSHOT_DAY, employer_rows(rng)),
-        write_snapshot(out_dir, "practitioner", SNAPSHOT_DAY, practitioner_rows(rng)),
-        write_snapshot(out_dir, "pharmacy", SNAPSHOT_DAY, pharmacy_rows(rng)),
-    ]
+    return Registry.of(seed).write(out_dir)
+
+
+# ---------------------------------------------------------------- the partners' files
+
+
+class _Claimants:
+    """Who the month's claims are for: each of the HOLDERS families at least once (so that
+    each gets its statement), the other claims spread at random over them; a claim is for the
+    holder or one of its beneficiaries."""
+
+    def __init__(self, rng: random.Random, registry: Registry, claims: int) -> None:
+        families: dict[str, list[dict[str, Any]]] = {}
+        for person in registry.insured:
+            families.setdefault(person["registration_number"], []).append(person)
+        holders = [p for p in registry.insured if p["beneficiary_rank"] == 0]
+        by_email = [p for p in holders if p["dematerialisation"]]
+        on_paper = [p for p in holders if not p["dematerialisation"]]
+        chosen = [
+            p["registration_number"]
+            for p in rng.sample(by_email, HOLDERS_BY_EMAIL)
+            + rng.sample(on_paper, HOLDERS - HOLDERS_BY_EMAIL)
+        ]
+        slots = chosen + rng.choices(chosen, k=claims - len(chosen))
+        rng.shuffle(slots)
+        self._slots = iter(slots)
+        self._families, self._rng = families, rng
+        self._cards = {(c["registration_number"], c["beneficiary_rank"]): c["fse_code"]
+                       for c in registry.cards}  # fmt: skip
+
+    def next(self) -> tuple[str, int, str]:
+        """(registration number, beneficiary rank, F.S.E. code of the card) of the next claim."""
+        person = self._rng.choice(self._families[next(self._slots)])
+        key = (person["registration_number"], person["beneficiary_rank"])
+        return key[0], key[1], self._cards[key]
+
+
+_KIND_ACTS = {
+    "general_practitioner": [a for a in ACTS if a[0] in ("C", "K")],
+    "specialist": [a for a in ACTS if a[0] in ("CS", "K")],
+    "dentist": [a for a in ACTS if a[0] in ("SC", "HBQK002")],
+}
+
+
+def write_demo(out_dir: Path, seed: int = 2016) -> DemoSet:
+    """The registry snapshots and the partner files of December 2016 in ``out_dir``, by
+    sender; the same seed gives the same bytes."""
+    registry = Registry.of(seed)
+    rng = random.Random(f"partner-files-{seed}")
+    files: dict[str, list[DemoFile]] = {
+        CORE_SYSTEMS: [DemoFile("registry", p) for p in registry.write(out_dir / "registry")]
+    }
+    created = dt.datetime.combine(DEMO_DAY, dt.time(8, 30))
+    sheets = {p["practitioner_id"]: rng.randint(*SHEETS_PER_MONTH[p["kind"]])
+              for p in registry.practitioners}  # fmt: skip
+    invoices = {p["pharmacy_id"]: rng.randint(*INVOICES_PER_MONTH) for p in registry.pharmacies}
+    claimants = _Claimants(rng, registry, sum(sheets.values()) + sum(invoices.values()))
+
+    def care_day() -> dt.date:
+        return _day_between(rng, MONTH_FIRST, MONTH_LAST)
+
+    (out_dir / "fse").mkdir(parents=True, exist_ok=True)
+    for practitioner in registry.practitioners:
+        pid, acts = practitioner["practitioner_id"], _KIND_ACTS[practitioner["kind"]]
+        month = []
+        for i in range(1, sheets[pid] + 1):
+            number, rank, card = claimants.next()
+            month.append(CareSheet(
+                id=f"{pid}-1612-{i:05d}", practitioner_id=pid, registration_number=number,
+                beneficiary_rank=rank, fse_code=card, care_date=care_day(),
+                acts=[Act(code, rng.choice([1, 1, 1, 2]), fee)
+                      for code, fee in rng.sample(acts, rng.randint(1, len(acts)))],
+            ))  # fmt: skip
+        path = write_fse_file(out_dir / "fse" / f"FSE_{pid}_000001.xml", pid, "000001", month,
+                              created)  # fmt: skip
+        files[pid] = [DemoFile("fse", path)]
+
+    (out_dir / "pharmacy").mkdir(parents=True, exist_ok=True)
+    prescribers = [p["practitioner_id"] for p in registry.practitioners]
+    for pharmacy in registry.pharmacies:
+        ph = pharmacy["pharmacy_id"]
+        month_invoices = []
+        for i in range(1, invoices[ph] + 1):
+            number, rank, _ = claimants.next()
+            month_invoices.append(Invoice(
+                invoice_number=f"{ph[2:]}{i:06d}", registration_number=number,
+                beneficiary_rank=rank, prescriber_id=rng.choice(prescribers),
+                dispensing_date=care_day(),
+                lines=[Line(code, rng.choice([1, 1, 1, 2, 3]), price, category)
+                       for code, _, price, category in rng.sample(PRODUCTS, rng.randint(1, 4))],
+                prescription_ref=f"ORD{rng.randint(0, 999_999_999):09d}",
+            ))  # fmt: skip
+        path = write_pharmacy_file(out_dir / "pharmacy" / f"PHA_{ph}_00000001.txt", ph,
+                                   "00000001", month_invoices, DEMO_DAY)  # fmt: skip
+        files[ph] = [DemoFile("pharmacy", path)]
+
+    # December's salary declarations: each company's employees are insured account holders.
+    (out_dir / "payroll").mkdir(parents=True, exist_ok=True)
+    workers = iter(rng.sample(
+        [p for p in registry.insured if p["beneficiary_rank"] == 0],
+        sum(e["size"] for e in registry.employers if e["kind"] == "company"),
+    ))  # fmt: skip
+    for employer in (e for e in registry.employers if e["kind"] == "company"):
+        eid, paper = employer["employer_id"], employer["declaration_channel"] == "paper"
+        lines = [
+            SalaryLine(w["registration_number"], w["last_name"], w["first_name"],
+                       Decimal("151.67"), gross_salary=Decimal(rng.randint(1800_00, 7500_00)) / 100)
+            for w in (next(workers) for _ in range(employer["size"]))
+        ]  # fmt: skip
+        sender = PAPER_KEYING if paper else eid
+        files.setdefault(sender, [])
+        batch = f"{len(files[sender]) + 1:06d}"  # the paper account numbers its batches
+        path = write_payroll_file(
+            out_dir / "payroll" / f"DSM_{eid}_2016-12.xml", sender, batch, "2016-12", lines,
+            created, "company", channel="paper" if paper else "electronic", version=2,
+            employer=eid,
+        )  # fmt: skip
+        files[sender].append(DemoFile("payroll", path))
+    return DemoSet(files=files)

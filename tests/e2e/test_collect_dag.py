@@ -48,6 +48,7 @@ def test_collect_fse_dag_run(
     for name, value in airflow_connections(dsn, embedded_sftp).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("EDIHUB_SETTLE_SECONDS", "0")
+    monkeypatch.setenv("EDIHUB_FILES_PER_TASK", "1")  # each file its own mapped task group
     monkeypatch.setenv("EDIHUB_STATE_DIR", str(tmp_path / "state"))
     seed_registry(dsn, tmp_path)
     partner = embedded_sftp.add_partner(PRACTITIONER)
@@ -59,8 +60,9 @@ def test_collect_fse_dag_run(
     run = dagbag.dags["collect_fse"].test()
 
     assert run.state == "success"
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    states = {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
     assert set(states.values()) == {"success"}, states
+    assert sorted(i for task, i in states if task == "process_files.fetch") == [0, 1]
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:

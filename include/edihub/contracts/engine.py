@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
+from edihub import clock
 from edihub.formats.xml_engine import Chunk
 
 
@@ -243,7 +244,7 @@ class FileCheck:
     context: dict[str, Any]
     lookup: Lookup | None
     settings: dict[str, Any]  # the settings a contract may name (Settings.for_contracts)
-    today: dt.date = field(default_factory=dt.date.today)
+    today: dt.date = field(default_factory=clock.monaco_today)
     # column -> values seen in earlier chunks, for the repeat_of rules
     seen: dict[str, set[Any]] = field(default_factory=dict)
     records_found: int = 0

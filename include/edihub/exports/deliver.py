@@ -22,6 +22,7 @@ from typing import Any
 import paramiko
 import psycopg2.extras
 
+from edihub import clock
 from edihub.exports import files, ledger
 from edihub.exports.schedule import export_refusal
 from edihub.load.db import connect
@@ -90,8 +91,8 @@ def _record_failure(dsn: str, export_id: int, error: BaseException) -> None:
     with connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE edi.export_file SET attempts = attempts + 1, last_error = %s,"
-            " last_attempt_at = now() WHERE export_id = %s",
-            (f"{type(error).__name__}: {error}"[:2000], export_id),
+            " last_attempt_at = %s WHERE export_id = %s",
+            (f"{type(error).__name__}: {error}"[:2000], clock.now(), export_id),
         )
         conn.commit()
 
@@ -131,10 +132,11 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
         raise
     with connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
-            "UPDATE edi.export_file SET state = 'published', sha256 = %s, size_bytes = %s,"
-            " published_at = coalesce(published_at, now()), attempts = attempts + 1,"
-            " last_error = NULL, last_attempt_at = now() WHERE export_id = %s",
-            (sha256, len(data), planned.export_id),
+            "UPDATE edi.export_file SET state = 'published', sha256 = %(sha256)s,"
+            " size_bytes = %(size)s,"
+            " published_at = coalesce(published_at, %(now)s), attempts = attempts + 1,"
+            " last_error = NULL, last_attempt_at = %(now)s WHERE export_id = %(id)s",
+            {"sha256": sha256, "size": len(data), "now": clock.now(), "id": planned.export_id},
         )
         conn.commit()
     log.info("export %s of %s for %s: %d rows, %s", planned.sequence, insurer_id, day,

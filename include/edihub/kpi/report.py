@@ -137,5 +137,6 @@ def as_dict(d: Dashboard) -> dict[str, Any]:
 def write_report(dsn: str, out: Path, json_format: bool = False) -> Dashboard:
     with connect(dsn) as conn:
         d = read_dashboard(conn)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(as_json(d) + "\n" if json_format else html_document(d), encoding="utf-8")
     return d

@@ -26,6 +26,7 @@ from typing import Any
 
 import paramiko
 
+from edihub import clock
 from edihub.load import db
 from edihub.notify.render import (
     Statement,
@@ -198,8 +199,8 @@ def build_print_batch(
         with conn.cursor() as cur:
             cur.execute(
                 "UPDATE edi.statement_delivery SET state = 'printed', print_day = %s,"
-                " delivered_at = now() WHERE statement_id = ANY(%s)",
-                (day, [s.statement_id for s in statements]),
+                " delivered_at = %s WHERE statement_id = ANY(%s)",
+                (day, clock.now(), [s.statement_id for s in statements]),
             )
             cur.execute(
                 "INSERT INTO edi.print_batch (print_day, path, sha256, statement_count)"

@@ -321,7 +321,14 @@ def _remote(folder: str, attrs: paramiko.SFTPAttributes) -> RemoteFile:
 def list_ready(
     sftp: paramiko.SFTPClient, folder: str, settle_seconds: float, now: float | None = None
 ) -> ListResult:
-    """Sort ``folder``'s entries into ready, waiting (being written, too recent) and ignored.
+    """``list_ready_many`` of one folder."""
+    return list_ready_many(sftp, [folder], settle_seconds, now)[folder]
+
+
+def list_ready_many(
+    sftp: paramiko.SFTPClient, folders: list[str], settle_seconds: float, now: float | None = None
+) -> dict[str, ListResult]:
+    """Sort each folder's entries into ready, waiting (being written, too recent) and ignored.
 
     A file is ready when its name is not a temporary upload name (``.part``, ``.tmp``,
     ``.filepart``, ``.partial``, leading dot) nor a folder's, its mtime is at least
@@ -330,32 +337,43 @@ def list_ready(
     ``SETTLE_PAUSE_SECONDS`` apart: the second listing catches a writer still appending on a
     server whose clock lags ours. The pause is only taken when a file passed the age test;
     ``settle_seconds=0`` turns settling off (one listing, no pause). A missing folder gives an
-    empty result. Unsafe names are in ``ready`` too: see ``ListResult``.
+    empty result. Unsafe names are in ``ready`` too: see ``ListResult``. All folders are listed
+    before the one pause, so hundreds of partners' folders cost one pause, not hundreds.
     """
-    result = ListResult()
-    first = _listing(sftp, folder)
-    if first is None:
-        return result
+    results = {folder: ListResult() for folder in folders}
     clock = time.time() if now is None else now
-    candidates: list[RemoteFile] = []
-    for name in sorted(first):
-        attrs = first[name]
-        reason = _skip_reason(name, attrs)
-        if reason:
-            result.ignored.append((name, reason))
-            continue
-        item = _remote(folder, attrs)
-        if item.not_regular:  # nothing to settle: it is refused unread
-            result.ready.append(item)
-        elif settle_seconds > 0 and clock - item.mtime < settle_seconds:
-            result.waiting.append(item)
-        else:
-            candidates.append(item)
-    if not candidates or settle_seconds <= 0:
-        result.ready += candidates
-        return result
+    candidates: dict[str, list[RemoteFile]] = {}
+    for folder in folders:
+        result = results[folder]
+        first = _listing(sftp, folder) or {}
+        for name in sorted(first):
+            attrs = first[name]
+            reason = _skip_reason(name, attrs)
+            if reason:
+                result.ignored.append((name, reason))
+                continue
+            item = _remote(folder, attrs)
+            if item.not_regular:  # nothing to settle: it is refused unread
+                result.ready.append(item)
+            elif settle_seconds > 0 and clock - item.mtime < settle_seconds:
+                result.waiting.append(item)
+            else:
+                candidates.setdefault(folder, []).append(item)
+    if settle_seconds <= 0:
+        for folder, items in candidates.items():
+            results[folder].ready += items
+        return results
+    if candidates:
+        time.sleep(min(settle_seconds, SETTLE_PAUSE_SECONDS))
+    for folder, items in candidates.items():
+        _settle(sftp, folder, items, results[folder])
+    return results
 
-    time.sleep(min(settle_seconds, SETTLE_PAUSE_SECONDS))
+
+def _settle(
+    sftp: paramiko.SFTPClient, folder: str, candidates: list[RemoteFile], result: ListResult
+) -> None:
+    """The second listing: a candidate is ready if its size and mtime did not change."""
     second = _listing(sftp, folder) or {}
     for item in candidates:
         attrs = second.get(item.name)
@@ -374,7 +392,6 @@ def list_ready(
             result.ready.append(item)
         else:
             result.waiting.append(again)
-    return result
 
 
 # ---------------------------------------------------------------- fetch

@@ -437,6 +437,15 @@ class AirflowClient:
             return response
         raise AssertionError("unreachable")
 
+    def plugin_json(self, path: str) -> Any:
+        """GET a JSON route of a plugin app (``/edihub-kpi/kpi.json``) as the logged-in user."""
+        if self._token is None:
+            self.login()
+        response = self._http.get(path, headers={"Authorization": f"Bearer {self._token}"})
+        if response.status_code != 200:
+            raise AirflowError(f"GET {path}: HTTP {response.status_code} {response.text[:300]}")
+        return response.json()
+
     def _json(self, method: str, path: str, ok: Iterable[int] = (200,), **kw: Any) -> Any:
         response = self.request(method, path, **kw)
         if response.status_code not in set(ok):

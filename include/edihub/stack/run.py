@@ -3,8 +3,17 @@
 Starts what a fresh machine lacks (PostgreSQL from a wheel, the in-process SFTP server,
 Airflow standalone), drops the demo partners' files on the SFTP server as the partners would
 (each in the inbound folder of its feed), runs the ``collect_<feed>`` DAG of every feed under
-Airflow's real scheduler, prints what happened and where to look, then stops everything
-(``--keep-up``: after Ctrl-C).
+Airflow's real scheduler, then the day's statements, e-mails, print batch and insurers'
+exports, prints what happened and where to look, then stops everything (``--keep-up``: after
+Ctrl-C).
+
+Two demos (``--demo``):
+- ``brochure`` (the default): the population of the funds' brochure at the end of 2016
+  (``edihub.population``), its registry and its partners' files of December 2016, processed
+  with the hub's clock on 2016-12-31 (``edihub.clock``); the run ends with the KPI dashboard,
+  checked in the Airflow UI and written as one HTML file;
+- ``day``: today's small demo (``edihub.demo``), whose files show every outcome a sender can
+  get (loaded, loaded with errors, rejected, v2 documents).
 
 State lives in one folder (``--state-dir``), reused by the next run: keys, databases, the
 SFTP tree, AIRFLOW_HOME. Rerunning resends the same demo files; the hub acknowledges them as
@@ -33,6 +42,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edihub import clock
 from edihub.config import REPO_ROOT, Settings
 from edihub.feeds import FEEDS
 from edihub.stack.airflow import (
@@ -59,8 +69,12 @@ DAG_IDS = {feed: f"collect_{feed}" for feed in FEEDS}  # feed -> its collect DAG
 # After the collect DAGs, in this order: statements of the day, then e-mails and the print
 # batch beside the 52 insurers' exports.
 FANOUT_DAG_IDS = ("build_statements", "notify_insured", "export_insurers")
+KPI_PAGE, KPI_JSON = "/edihub-kpi/kpi", "/edihub-kpi/kpi.json"
 STATEMENTS_FROM = "releves@caisses-sociales.mc"  # the From of the statement e-mails
 HUB_ACCOUNT = "hub"
+DEMOS = ("brochure", "day")
+PROGRESS_SECONDS = 15.0  # how often a long run says how far it is
+FILES_LISTED = 40  # more files than this are reported per feed, not one line each
 SETTLE_SECONDS = 1  # the demo's files are complete when dropped (atomic put): no need to wait
 DEFAULT_TIMEOUT = 900.0  # first start migrates Airflow's metadata DB: about 15 s here, slower on CI
 NOISY_LOGGERS = (
@@ -81,11 +95,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave the stack running after the run (Airflow UI, SFTP, PostgreSQL) until Ctrl-C",
     )
     parser.add_argument(
+        "--demo",
+        choices=DEMOS,
+        default="brochure",
+        help="brochure: the brochure's population and its partners' files of December 2016, "
+        "then the KPI dashboard (default); day: today's small demo of every file outcome",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=None,
         help="folder for keys, databases, the SFTP tree and AIRFLOW_HOME "
-        "(default: EDIHUB_STATE_DIR, else state/ in the repository)",
+        "(default: EDIHUB_STATE_DIR, else state/ in the repository; the day demo in its "
+        "day/ subfolder, so that the two demos' data never mix)",
     )
     parser.add_argument(
         "--timeout",
@@ -310,11 +332,22 @@ def _per_feed(files: dict[str, list[DemoFile]]) -> dict[str, dict[str, int]]:
     return {feed: c for feed, c in counts.items() if c}
 
 
-def write_demo_data(stack: Stack, steps: Steps) -> DemoSet:
-    from edihub.demo import write_demo
+def _listed(names: list[str], what: str = "partners", at_most: int = 8) -> str:
+    """Names for a step line: all of a few; the first and last and how many of many."""
+    if len(names) <= at_most:
+        return ", ".join(names)
+    return f"{len(names)} {what} ({names[0]} … {names[-1]})"
+
+
+def write_demo_data(stack: Stack, steps: Steps, which: str) -> DemoSet:
+    from edihub import demo as day_demo
+    from edihub import population
 
     with steps.step("Writing the demo data") as line:
-        demo = write_demo(stack.state_dir / "demo", dt.date.today())
+        if which == "brochure":
+            demo = population.write_demo(stack.state_dir / "demo-2016")
+        else:
+            demo = day_demo.write_demo(stack.state_dir / "demo", dt.date.today())
         unknown = {f.feed for fs in demo.files.values() for f in fs} - set(FEEDS)
         if unknown:
             raise RuntimeError(f"demo files for feeds not in edihub.feeds: {sorted(unknown)}")
@@ -413,7 +446,7 @@ def start_sftp(
             }
             line.done(
                 f"SFTP: embedded server on {server.host}:{server.port}, tree {root}; "
-                f"accounts {HUB_ACCOUNT}, {', '.join(partners)}"
+                f"accounts {HUB_ACCOUNT}, {_listed(partners)}"
                 + (
                     f" and {len(insurers)} insurers ({insurers[0]}…{insurers[-1]})"
                     if insurers
@@ -475,7 +508,7 @@ def send_files(
                         folder = layout.inbound_dir(partner, feed)
                     put_atomic(sftp, path, f"{folder}/{path.name}")
         sent = "; ".join(
-            f"/inbound/{feed}/: " + ", ".join(f"{p} {n}" for p, n in counts.items())
+            f"/inbound/{feed}/: " + _listed([f"{p} {n}" for p, n in counts.items()], "partners")
             for feed, counts in _per_feed(files).items()
         )
         line.done(f"Partners put {sum(len(f) for f in files.values())} files ({sent})")
@@ -548,6 +581,10 @@ def trigger_runs(
     return runs
 
 
+def _progress(dag_id: str, counts: tuple[int, int]) -> str:
+    return f"{dag_id}: {counts[0]} of {counts[1]} tasks done"
+
+
 def wait_runs(
     stack: Stack, steps: Steps, runs: dict[str, str], deadline: float, poll: float = 1.0
 ) -> list[RunResult]:
@@ -565,6 +602,8 @@ def wait_runs(
 
     results: dict[str, RunResult] = {}
     seen: set[tuple[str, str, int, int]] = set()
+    done_of: dict[str, tuple[int, int]] = {}  # dag id -> (tasks finished, tasks known)
+    last_progress = time.monotonic()
     with steps.step(f"Running {', '.join(runs)}") as line:
         while len(results) < len(runs):
             pending: list[str] = []
@@ -573,11 +612,14 @@ def wait_runs(
                     continue
                 run = client.dag_run(dag_id, run_id)
                 tasks = client.task_instances(dag_id, run_id)
+                done_of[dag_id] = (sum(t.state in TERMINAL_TI_STATES for t in tasks), len(tasks))
                 for task in tasks:
                     key = (dag_id, task.task_id, task.map_index, task.try_number)
                     if task.state in TERMINAL_TI_STATES and key not in seen:
                         seen.add(key)
-                        show(dag_id, task)
+                        # hundreds of mapped successes would bury the rest: failures always
+                        if task.state != "success" or task.map_index < 0 or len(tasks) <= 30:
+                            show(dag_id, task)
                 if run["state"] in TERMINAL_RUN_STATES:
                     results[dag_id] = RunResult(
                         dag_id,
@@ -592,6 +634,10 @@ def wait_runs(
                         f"{dag_id} {run['state']}: "
                         + (", ".join(f"{t.label}={t.state}" for t in tasks) or "no task started")
                     )
+            if pending and time.monotonic() - last_progress >= PROGRESS_SECONDS:
+                last_progress = time.monotonic()
+                running = [(d, c) for d, c in done_of.items() if d not in results]
+                steps.note("· " + "; ".join(_progress(d, c) for d, c in running))
             if pending and time.monotonic() > deadline:
                 raise AirflowError(f"runs still not over at the deadline ({'; '.join(pending)})")
             if pending:
@@ -648,6 +694,78 @@ def report(
     rows = _inbound_files(stack.hub_dsn)
     new = [r for r in rows if r["id"] >= first_new_id]
     earlier = len(rows) - len(new)
+    if len(new) > FILES_LISTED:
+        _feed_table(console, new, earlier)
+    else:
+        _file_table(console, new, earlier)
+    for r in [r for r in new if r["state"] != "loaded" and r["reason"]][:FILES_LISTED]:
+        console.print(f"  {escape(r['remote_name'])} ({r['state']}): {escape(r['reason'])}")
+    # A feed's records are its own kind (care sheets, invoices): counted per feed.
+    loaded = []
+    for feed in sorted({r["feed"] for r in rows}, key=lambda f: (f not in FEEDS, f)):
+        now = sum(r["records_loaded"] or 0 for r in new if r["feed"] == feed)
+        total = sum(r["records_loaded"] or 0 for r in rows if r["feed"] == feed)
+        loaded.append(f"{feed} {now} by this run, {total} in all")
+    console.print(f"Records loaded: {'; '.join(loaded) or 'none'}")
+
+    from edihub.sftp import layout
+
+    senders = sorted({r["sender"] for r in new if r["ack_path"]})
+    if len(senders) > FILES_LISTED:
+        where = stack.sftp_local_root or "the SFTP server"
+        console.print(
+            f"Acknowledgments: {len(senders)} senders, each in its own "
+            f"{escape(str(where))}{layout.acks_dir('<sender>')}/"
+        )
+    elif stack.sftp_local_root is not None:
+        console.print("Acknowledgments (local folders of the embedded SFTP server):")
+        for sender in senders:
+            folder = stack.sftp_local_root / layout.acks_dir(sender).lstrip("/")
+            count = len([p for p in folder.iterdir() if p.is_file()]) if folder.is_dir() else 0
+            console.print(f"  {escape(str(folder))}/ ({count} file{'' if count == 1 else 's'})")
+    elif senders:
+        console.print("Acknowledgments (on the SFTP server, as the hub's account sees them):")
+        for sender in senders:
+            console.print(f"  {layout.acks_dir(sender)}/")
+
+    if airflow is not None:
+        console.print(f"Airflow UI: {airflow.url}  (user admin, password {escape(password)})")
+        console.print(f"Airflow log: {airflow.log_path}; task logs under {airflow.home / 'logs'}")
+
+
+def _format_label(file: dict[str, Any]) -> str:
+    """The version and, for feeds of several documents, which one the file is: v2/work_stoppage."""
+    if not file["format_version"]:
+        return ""
+    return "/".join(p for p in (f"v{file['format_version']}", file["document"]) if p)
+
+
+def _feed_table(console: Console, new: list[dict[str, Any]], earlier: int) -> None:
+    """Many files: one row per feed and format, with the files' states."""
+    table = Table(
+        title=f"edi.inbound_file: the {len(new)} files of this run, by feed"
+        + (f" ({earlier} earlier rows not shown)" if earlier else ""),
+        title_justify="left",
+    )
+    for name in ("feed", "format", "files", "senders", "states", "records loaded", "rejected"):
+        table.add_column(name, justify="left" if name in ("feed", "format", "states") else "right")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in new:
+        groups.setdefault((r["feed"], _format_label(r)), []).append(r)
+    for (feed, fmt), files in groups.items():
+        states: dict[str, int] = {}
+        for r in files:
+            states[r["state"]] = states.get(r["state"], 0) + 1
+        table.add_row(
+            escape(feed), fmt, str(len(files)), str(len({r["sender"] for r in files})),
+            ", ".join(f"{n} {s}" for s, n in sorted(states.items())),
+            str(sum(r["records_loaded"] or 0 for r in files)),
+            str(sum(r["records_rejected"] or 0 for r in files)),
+        )  # fmt: skip
+    console.print(table)
+
+
+def _file_table(console: Console, new: list[dict[str, Any]], earlier: int) -> None:
     # This run's files only: after a few reruns the whole table would bury them.
     table = Table(
         title=f"edi.inbound_file: the {len(new)} files of this run"
@@ -665,10 +783,7 @@ def report(
         table.add_row(
             str(r["id"]),
             escape(r["feed"]),
-            # the version and, for feeds of several documents, which one the file is
-            "/".join(p for p in (f"v{r['format_version']}", r["document"]) if p)
-            if r["format_version"]
-            else "",
+            _format_label(r),
             escape(r["sender"]),
             escape(r["remote_name"]),
             r["state"],
@@ -679,34 +794,6 @@ def report(
             escape(Path(r["ack_path"]).name) if r["ack_path"] else "",
         )
     console.print(table)
-    for r in new:
-        if r["state"] != "loaded" and r["reason"]:
-            console.print(f"  {escape(r['remote_name'])} ({r['state']}): {escape(r['reason'])}")
-    # A feed's records are its own kind (care sheets, invoices): counted per feed.
-    loaded = []
-    for feed in sorted({r["feed"] for r in rows}, key=lambda f: (f not in FEEDS, f)):
-        now = sum(r["records_loaded"] or 0 for r in new if r["feed"] == feed)
-        total = sum(r["records_loaded"] or 0 for r in rows if r["feed"] == feed)
-        loaded.append(f"{feed} {now} by this run, {total} in all")
-    console.print(f"Records loaded: {'; '.join(loaded) or 'none'}")
-
-    from edihub.sftp import layout
-
-    senders = sorted({r["sender"] for r in new if r["ack_path"]})
-    if stack.sftp_local_root is not None:
-        console.print("Acknowledgments (local folders of the embedded SFTP server):")
-        for sender in senders:
-            folder = stack.sftp_local_root / layout.acks_dir(sender).lstrip("/")
-            count = len([p for p in folder.iterdir() if p.is_file()]) if folder.is_dir() else 0
-            console.print(f"  {escape(str(folder))}/ ({count} file{'' if count == 1 else 's'})")
-    elif senders:
-        console.print("Acknowledgments (on the SFTP server, as the hub's account sees them):")
-        for sender in senders:
-            console.print(f"  {layout.acks_dir(sender)}/")
-
-    if airflow is not None:
-        console.print(f"Airflow UI: {airflow.url}  (user admin, password {escape(password)})")
-        console.print(f"Airflow log: {airflow.log_path}; task logs under {airflow.home / 'logs'}")
 
 
 def _max_file_id(dsn: str) -> int:
@@ -738,7 +825,9 @@ def _console(stream: TextIO | None = None) -> Console:
 
 def run_command(args: argparse.Namespace) -> int:
     _quiet(bool(getattr(args, "verbose", False)))
-    state_dir = (args.state_dir or Settings.from_env().state_dir).resolve()
+    which = getattr(args, "demo", "brochure")
+    default_state = Settings.from_env().state_dir / ("day" if which == "day" else "")
+    state_dir = (args.state_dir or default_state).resolve()
     console = _console()
     steps = Steps(console)
     keep_up = bool(args.keep_up)
@@ -747,11 +836,22 @@ def run_command(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         handlers[sig] = signal.signal(sig, _raise_terminated)
     code = 1
-    console.print(f"edihub run: state folder {state_dir}")
+    console.print(f"edihub run: {which} demo, state folder {state_dir}")
+    shift = os.environ.get(clock.SHIFT_VARIABLE)
     try:
         with _exclusive(state_dir):
             try:
-                code = _run(stack, steps, console, keep_up, float(args.timeout))
+                if which == "brochure":
+                    from edihub.population import DEMO_DAY
+
+                    # The brochure's December 2016, processed on its last day: the hub's clock
+                    # (and Airflow's tasks, which inherit it) reads 2016-12-31.
+                    os.environ[clock.SHIFT_VARIABLE] = str(clock.shift_to(DEMO_DAY))
+                    console.print(
+                        f"Hub clock: {DEMO_DAY} ({clock.SHIFT_VARIABLE}="
+                        f"{os.environ[clock.SHIFT_VARIABLE]}), the brochure's end of 2016"
+                    )
+                code = _run(stack, steps, console, which, keep_up, float(args.timeout))
             except KeyboardInterrupt as exc:
                 reason = str(exc) or "Ctrl-C"
                 console.print(f"[yellow]Stopping ({reason})[/]")
@@ -765,12 +865,18 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+        if shift is None:
+            os.environ.pop(clock.SHIFT_VARIABLE, None)
+        else:
+            os.environ[clock.SHIFT_VARIABLE] = shift
     return code
 
 
-def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: float) -> int:
+def _run(
+    stack: Stack, steps: Steps, console: Console, which: str, keep_up: bool, timeout: float
+) -> int:
     start_database(stack, steps)
-    demo = write_demo_data(stack, steps)
+    demo = write_demo_data(stack, steps, which)
     endpoints = start_sftp(stack, steps, sorted(demo.files), demo.insurer_accounts)
     start_mail(stack, steps)
     send_files(stack, steps, demo.files, endpoints)
@@ -794,6 +900,8 @@ def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: f
     report(stack, console, results, first_new_id, password)
     report_fanout(stack, console, today)
     code = 0 if results and all(r.succeeded for r in results) else 1
+    if which == "brochure":
+        report_dashboard(stack, console)
     if keep_up:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how --keep-up ends
             _stay_up(stack, console)
@@ -801,9 +909,33 @@ def _run(stack: Stack, steps: Steps, console: Console, keep_up: bool, timeout: f
 
 
 def statements_day() -> dt.date:
-    from edihub.statements import monaco_today
+    return clock.monaco_today()
 
-    return monaco_today()
+
+def report_dashboard(stack: Stack, console: Console) -> None:
+    """The KPI dashboard: fetched from the Airflow UI as a logged-in user would (so it is
+    served, and behind the login), and written as one self-contained HTML file."""
+    from edihub.kpi.report import write_report
+
+    airflow, client = stack.airflow, stack.client
+    assert airflow is not None and client is not None
+    board = client.plugin_json(KPI_JSON)
+    out = stack.state_dir / "kpi" / "dashboard.html"
+    write_report(stack.hub_dsn, out)
+    write_report(stack.hub_dsn, out.with_suffix(".json"), json_format=True)
+    tiles = {t["key"]: t for t in board["tiles"]}
+    console.print(
+        f"KPI dashboard: {airflow.url}{KPI_PAGE} ({len(tiles)} tiles, as of {board['as_of']}; "
+        "Airflow login; served while the stack is up, --keep-up keeps it)"
+    )
+    console.print(f"  the same as one HTML file: {out} (JSON: {out.with_suffix('.json')})")
+    for key in ("teleservice_subscribers", "statements_by_email", "electronic_employers",
+                "fse_per_month", "reimbursement_three_days"):  # fmt: skip
+        tile = tiles.get(key)
+        if tile:
+            value = "" if tile["value"] is None else f"{tile['value']:,.0f}".replace(",", " ")
+            ratio = "" if tile["ratio"] is None else f" ({tile['ratio']:.0%})"
+            console.print(f"  {tile['title']}: {value}{ratio}")
 
 
 def report_fanout(stack: Stack, console: Console, day: dt.date) -> None:

@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import psycopg2.extensions
 
-MONACO = ZoneInfo("Europe/Monaco")
+from edihub.clock import MONACO, monaco_today
 
-
-def monaco_today(now: dt.datetime | None = None) -> dt.date:
-    return (now or dt.datetime.now(dt.UTC)).astimezone(MONACO).date()
+__all__ = ["MONACO", "Issue", "issue_day", "monaco_today"]
 
 
 @dataclass(frozen=True)

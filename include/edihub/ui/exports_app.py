@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
+from edihub import clock
 from edihub.exports import DayStatus, export_status
 from edihub.statements import MONACO, monaco_today
 from edihub.ui.common import database_dsn, plugin_access, read_cursor, template
@@ -171,7 +172,7 @@ def _grid(statuses: list[DayStatus], shown: str | None) -> tuple[list[dt.date], 
 # Plain ``def`` routes: FastAPI runs them in a thread pool, so the blocking DB calls are fine.
 @app.get("/exports", response_class=HTMLResponse)
 def exports_page(user: User, status: str | None = None) -> str:
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     everything = _statuses(now)
     shown = status if status in STATUSES else None
     days, rows = _grid(everything, shown)
@@ -193,7 +194,7 @@ def exports_page(user: User, status: str | None = None) -> str:
 @app.get("/exports.json")
 def exports_json(status: str | None = None) -> dict[str, Any]:
     """The same statuses for monitoring (times in UTC, ISO 8601)."""
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     everything = _statuses(now)
     summary = _summary(everything, now)
     return {
@@ -217,7 +218,7 @@ def rerun(
         export_day = dt.date.fromisoformat(day)
     except ValueError:
         raise HTTPException(400, f"not a day: {day!r}") from None
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     statuses = _statuses(now)
     found = [s for s in statuses if (s.insurer_id, s.day) == (insurer_id, export_day)]
     if not found:
