@@ -1,15 +1,17 @@
 """``edihub run`` end to end: the README's first command, as a user runs it.
 
-One subprocess starts the embedded stack on a fresh state folder, runs the collect DAG of
-every feed (collect_fse, collect_pharmacy) under Airflow standalone's real scheduler and
+One subprocess starts the embedded stack on a fresh state folder, drops the brochure demo's
+files (edihub.population: the registry and December 2016's partner files) on the SFTP server,
+runs the collect DAG of every feed, then the day's statements, e-mails, print batch and the 52
+insurers' exports under Airflow standalone's real scheduler, serves the KPI dashboard and
 stops everything. The test then reads the outcome where a user would find it: the terminal
 output, the hub database (the embedded PostgreSQL started again on the same folder), the
-acknowledgment files, the process table.
+acknowledgment files, the dashboard the run fetched from the Airflow UI and its HTML file, the
+process table. Every brochure figure is pinned to what the demo yields.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -19,49 +21,47 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import psutil
 import psycopg2.extras
 import pytest
 
 from edihub.feeds import FEEDS
+from edihub.kpi.figures import brochure
 from edihub.load.db import connect
 from edihub.stack.airflow import PASSWORD_FILE, stack_processes
 from edihub.stack.postgres import EmbeddedPostgres
 from edihub.stack.run import postgres_processes
 
-pytestmark = pytest.mark.airflow
-
-LAST_MONTH = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
-YESTERDAY = f"{dt.date.today() - dt.timedelta(days=1):%Y%m%d}"
-RUN_TIMEOUT = 240  # seconds; a run takes about 100 s here (12 s of it starting Airflow)
-
-# What edihub.demo makes its partners send, and how each file must end (see its docstring):
-# (feed, sender, file) -> (state, records total, loaded, rejected)
+RUN_TIMEOUT = 720  # seconds; a run takes about 4 min here (12 s of it starting Airflow)
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(RUN_TIMEOUT + 120)]
+# What edihub.population makes its partners send: feed -> (files, senders, records loaded).
+# The same seed always gives these numbers.
 EXPECTED = {
-    # the registry first, in one snapshot per document from the funds' core systems
-    ("registry", "csm-core", f"insured_{YESTERDAY}.csv"): ("loaded", 300, 300, 0),
-    ("registry", "csm-core", f"card_{YESTERDAY}.csv"): ("loaded", 300, 300, 0),
-    ("registry", "csm-core", f"practitioner_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
-    ("registry", "csm-core", f"pharmacy_{YESTERDAY}.csv"): ("loaded", 2, 2, 0),
-    ("registry", "csm-core", f"employer_{YESTERDAY}.csv"): ("loaded", 3, 3, 0),
-    ("registry", "csm-core", f"insurer_{YESTERDAY}.csv"): ("loaded", 52, 52, 0),
-    ("fse", "P10001", "FSE_P10001_000001.xml"): ("loaded", 40, 40, 0),
-    ("fse", "P10002", "FSE_P10002_000001.xml"): ("loaded_with_errors", 25, 23, 2),
-    ("fse", "D20001", "FSE_D20001_000001.xml"): ("loaded", 15, 15, 0),
-    ("fse", "D20001", "FSE_D20001_000002.xml"): ("rejected", 5, 0, 5),
-    # FSE v2: the other messages (work stoppages, requests, dental prior approvals)
-    ("fse", "P10001", "FSE_P10001_000002.xml"): ("loaded", 6, 6, 0),
-    ("fse", "P10001", "FSE_P10001_000003.xml"): ("loaded", 1, 1, 0),
-    ("fse", "P10002", "FSE_P10002_000002.xml"): ("loaded", 3, 3, 0),
-    ("fse", "D20001", "FSE_D20001_000003.xml"): ("loaded", 3, 3, 0),
-    ("pharmacy", "PH000001", "PHA_PH000001_00000001.txt"): ("loaded", 20, 20, 0),
-    ("pharmacy", "PH000002", "PHA_PH000002_00000001.txt"): ("loaded", 18, 18, 0),
-    # one invoice with a line amount that is not quantity x unit price (PHA-R08)
-    ("pharmacy", "PH000002", "PHA_PH000002_00000002.txt"): ("loaded_with_errors", 6, 5, 1),
-    ("payroll", "EMP0001", f"DSM_EMP0001_{LAST_MONTH}.xml"): ("loaded", 12, 12, 0),
-    ("payroll", "EMP0002", f"DSM_EMP0002_{LAST_MONTH}.xml"): ("loaded", 2, 2, 0),
-    # a household employer's paper form, keyed in and sent by the funds' staff (payroll v2)
-    ("payroll", "CSMSAISIE", f"DSM_EMP0003_{LAST_MONTH}.xml"): ("loaded", 1, 1, 0),
+    "registry": (6, 1, 162_749),
+    "fse": (210, 210, 8_975),  # one month of care sheets per practitioner
+    "pharmacy": (15, 15, 2_930),
+    "payroll": (200, 171, 4_000),  # 170 companies' own, 30 keyed in from paper by CSMSAISIE
+}
+# The brochure's figures as the demo must show them: tile -> (value, ratio rounded as printed).
+BROCHURE = {
+    "teleservice_subscribers": (47_596, None),
+    "validated_email": (43_910, 0.92),
+    "dematerialisation": (32_481, 0.68),
+    "statements_by_email": (1_600, 0.40),
+    "contracted_insurers": (52, None),
+    "electronic_employers": (170, 0.85),
+    "paper_employer_size": (4, None),
+    "paper_line_share": (120, 0.03),
+    "household_first_month": (390, None),
+    "household_after_a_year": (1_136, 0.5),
+    "fse_doctors": (180, None),
+    "fse_general_practitioners": (92, None),
+    "fse_specialists": (88, None),
+    "fse_dentists": (30, None),
+    "fse_per_month": (8_975, None),
+    "pharmacies": (15, None),
+    "reimbursement_three_days": (1, 1.0),  # paid the day after receipt, every claim
 }
 
 
@@ -112,62 +112,89 @@ def inbound_files(state: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def test_edihub_run_collects_the_demo_files_and_leaves_nothing_running(tmp_path: Path) -> None:
+def html_tiles(page: Path) -> dict[str, str]:
+    """Each tile of the HTML report: its key and its headline as a reader sees it."""
+    tree = lxml.html.parse(str(page))
+    return {
+        t.get("data-key"): " ".join(t.find_class("big")[0].text_content().split())
+        for t in tree.iter("article")
+        if "tile" in (t.get("class") or "")
+    }
+
+
+def test_edihub_run_gives_the_brochure_figures_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
     state = tmp_path / "state"
     code, out = run_edihub(state)
 
     assert code == 0, out
     assert processes_of(state) == [], out
+    assert "Hub clock: 2016-12-31" in out
 
     password = json.loads((state / "airflow" / PASSWORD_FILE).read_text())["admin"]
     ui = re.search(r"Airflow UI: (http://127\.0\.0\.1:\d+)\s+\(user admin, password (\S+)\)", out)
     assert ui, out
     assert ui.group(2) == password
-    assert {feed for feed, _, _ in EXPECTED} == set(FEEDS)  # the demo covers every feed
+    assert set(EXPECTED) == set(FEEDS)  # the demo covers every feed
     for feed in FEEDS:  # every feed's collect DAG ran, and succeeded
         assert re.search(rf"Run manual__\S+ of collect_{feed}: success", out), out
 
     rows = inbound_files(state)
-    outcome = {
-        (r["feed"], r["sender"], r["remote_name"]): (
-            r["state"],
-            r["records_total"],
-            r["records_loaded"],
-            r["records_rejected"],
+    found = {
+        feed: (
+            len(mine := [r for r in rows if r["feed"] == feed]),
+            len({r["sender"] for r in mine}),
+            sum(r["records_loaded"] for r in mine),
         )
-        for r in rows
+        for feed in FEEDS
     }
-    assert outcome == EXPECTED
-    assert len(rows) == len(EXPECTED)  # each file once
-
-    for r in rows:
-        # The hub's account sees the SFTP tree's root: its paths map into <state>/sftp.
-        assert r["ack_path"], r
+    assert found == EXPECTED
+    assert {r["state"] for r in rows} == {"loaded"} and not any(r["records_rejected"] for r in rows)
+    for r in rows:  # every file acknowledged, in its own sender's folder
         ack = state / "sftp" / r["ack_path"].lstrip("/")
-        assert ack.is_file(), ack
-        assert ack.parent == state / "sftp" / "partners" / r["sender"] / "outbound" / "acks"
-        assert str(ack.parent) in out  # the report says where the acks are
-
-    # The paper declaration's payslip waits in the paper account's folder, for the mail room.
-    paper = state / "sftp" / "partners" / "CSMSAISIE" / "outbound" / "payroll" / LAST_MONTH
-    assert [p.name for p in paper.iterdir()] == ["EMP0003"]
-    assert "recapitulatif_cotisations.html" in {p.name for p in (paper / "EMP0003").iterdir()}
+        assert ack.is_file() and ack.parent.parts[-3] == r["sender"], r
 
     # The day's fan-out: statements issued, e-mails in the catcher, the mail room's print
     # batch, and a numbered file with its manifest in each of the 52 insurers' folders.
     for dag_id in ("build_statements", "notify_insured", "export_insurers"):
         assert re.search(rf"Run manual__\S+ of {dag_id}: success", out), out
-    issued = re.search(r"Statements of \S+: (\d+) \((\d+) by e-mail, (\d+) on paper", out)
-    assert issued, out
-    statements, by_email, by_paper = map(int, issued.groups())
-    assert statements == by_email + by_paper and by_email > 0 and by_paper > 0
-    assert len(list((state / "mail").glob("*.eml"))) == by_email
-    printed = list((state / "sftp" / "partners" / "CSMSAISIE" / "outbound" / "print").rglob("*"))
-    assert any(p.suffix == ".pdf" for p in printed), printed
+    assert "Statements of 2016-12-31: 4000 (1600 by e-mail, 2400 on paper" in out
+    assert "Deliveries: 1600 e-mailed, 2400 printed, 0 pending" in out
+    assert len(list((state / "mail").glob("*.eml"))) == 1600
+    printed = state / "sftp" / "partners" / "CSMSAISIE" / "outbound" / "print" / "2016-12-31"
+    assert sorted(p.suffix for p in printed.iterdir()) == [".csv", ".pdf"]
     insurers = sorted((state / "sftp" / "partners").glob("mut*/outbound/statements"))
     assert len(insurers) == 52
     for folder in insurers:
         names = sorted(p.name for p in folder.iterdir())
         assert len(names) == 2 and names[1] == names[0] + ".manifest.json", names
 
+    # The dashboard: served by the Airflow UI (the run fetched kpi.json as admin), written as
+    # one HTML file, the two agreeing, and each figure the brochure's.
+    served = re.search(r"KPI dashboard: (http://127\.0\.0\.1:\d+/edihub-kpi/kpi) \(17 tiles", out)
+    assert served and served.group(1).startswith(ui.group(1)), out
+    board = json.loads((state / "kpi" / "dashboard.json").read_text())
+    assert board["as_of"] == "2016-12-31"
+    tiles = {t["key"]: t for t in board["tiles"]}
+    assert list(tiles) == list(BROCHURE)
+    for key, (value, ratio) in BROCHURE.items():
+        tile = tiles[key]
+        assert tile["value"] == value, key
+        assert (None if tile["ratio"] is None else round(tile["ratio"], 2)) == ratio, key
+        reference = brochure()[key]
+        if key == "reimbursement_three_days":  # a promise: at most three days
+            assert tile["value"] <= reference.value, key
+        elif reference.value is not None and reference.approximate:  # "près de", "environ"
+            assert abs(tile["value"] - reference.value) <= 0.05 * reference.value, key
+        elif reference.value is not None:
+            assert tile["value"] == reference.value, key
+        if reference.ratio is not None:
+            assert round(tile["ratio"], 2) == reference.ratio, key
+    shown = html_tiles(state / "kpi" / "dashboard.html")
+    assert list(shown) == list(tiles)
+    for key, tile in tiles.items():
+        first = f"{100 * tile['ratio']:.0f} %" if tile["headline"] == "ratio" else None
+        number = f"{tile['value']:,.0f}"
+        assert shown[key].startswith(first or number), (key, shown[key])
     assert processes_of(state) == []  # the test's own PostgreSQL start is stopped too

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 
 from edihub.kpi import figures
-from edihub.population import SNAPSHOT_DAY, write_registry
+from edihub.population import SNAPSHOT_DAY, write_demo, write_registry
 from tests.fixtures.funds import Funds
 
 CORE = "csm-core"
@@ -28,6 +28,18 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, again, strict=True))
     other = write_registry(tmp_path / "c", seed=7)
     assert first[0].read_bytes() != other[0].read_bytes()
+
+
+def test_same_seed_same_partner_files(tmp_path: Path) -> None:
+    first, again = write_demo(tmp_path / "a"), write_demo(tmp_path / "b")
+    paths = [f.path for files in first.files.values() for f in files]
+    paths_again = [f.path for files in again.files.values() for f in files]
+    assert len(paths) == 431 and [p.name for p in paths] == [p.name for p in paths_again]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(paths, paths_again, strict=True))
+    # December 2016's files, for the registry of its last day
+    assert {p.parent.name for p in paths} == {"registry", "fse", "pharmacy", "payroll"}
+    assert all(p.name.endswith(("_20161231.csv", "_000001.xml", "_00000001.txt",
+                                "_2016-12.xml")) for p in paths)  # fmt: skip
 
 
 def test_registry_gives_the_brochure_figures(dsn: str, tmp_path: Path) -> None:

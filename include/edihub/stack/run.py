@@ -823,11 +823,17 @@ def _console(stream: TextIO | None = None) -> Console:
     return console
 
 
+def default_state_dir(which: str) -> Path:
+    """The brochure demo in the state folder, the day demo in its day/ subfolder: their
+    registries are years apart, and the older would be refused as stale (REG-F02)."""
+    state = Settings.from_env().state_dir
+    return state / "day" if which == "day" else state
+
+
 def run_command(args: argparse.Namespace) -> int:
     _quiet(bool(getattr(args, "verbose", False)))
     which = getattr(args, "demo", "brochure")
-    default_state = Settings.from_env().state_dir / ("day" if which == "day" else "")
-    state_dir = (args.state_dir or default_state).resolve()
+    state_dir = (args.state_dir or default_state_dir(which)).resolve()
     console = _console()
     steps = Steps(console)
     keep_up = bool(args.keep_up)
@@ -934,6 +940,8 @@ def report_dashboard(stack: Stack, console: Console) -> None:
         tile = tiles.get(key)
         if tile:
             value = "" if tile["value"] is None else f"{tile['value']:,.0f}".replace(",", " ")
+            if tile["unit"] in ("days", "employees"):
+                value += f" {tile['unit']}" if tile["value"] != 1 else f" {tile['unit'][:-1]}"
             ratio = "" if tile["ratio"] is None else f" ({tile['ratio']:.0%})"
             console.print(f"  {tile['title']}: {value}{ratio}")
 
