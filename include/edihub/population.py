@@ -87,8 +87,8 @@ SHEETS_PER_MONTH = {"general_practitioner": (40, 58), "specialist": (34, 50), "d
 INVOICES_PER_MONTH = (150, 250)  # a pharmacy's teletransmitted invoices
 # The families whose claims of the month make the statements, 40 % of whose account holders
 # chose dematerialised statements (the brochure's "40 % environ ... par mail").
-HOLDERS = 4_000
-HOLDERS_BY_EMAIL = 1_600
+HOLDERS = 2_500
+HOLDERS_BY_EMAIL = 1_000
 STREETS = ["boulevard des Moulins", "boulevard d'Italie", "avenue de la Costa", "rue Grimaldi",
            "boulevard Princesse Charlotte", "avenue Princesse Grace", "rue Caroline",
            "boulevard Rainier III", "rue de Millo", "avenue Hector Otto"]  # fmt: skip

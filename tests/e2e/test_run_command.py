@@ -48,7 +48,7 @@ BROCHURE = {
     "teleservice_subscribers": (47_596, None),
     "validated_email": (43_910, 0.92),
     "dematerialisation": (32_481, 0.68),
-    "statements_by_email": (1_600, 0.40),
+    "statements_by_email": (1_000, 0.40),
     "contracted_insurers": (52, None),
     "electronic_employers": (170, 0.85),
     "paper_employer_size": (4, None),
@@ -159,9 +159,9 @@ def test_edihub_run_gives_the_brochure_figures_and_leaves_nothing_running(
     # batch, and a numbered file with its manifest in each of the 52 insurers' folders.
     for dag_id in ("build_statements", "notify_insured", "export_insurers"):
         assert re.search(rf"Run manual__\S+ of {dag_id}: success", out), out
-    assert "Statements of 2016-12-31: 4000 (1600 by e-mail, 2400 on paper" in out
-    assert "Deliveries: 1600 e-mailed, 2400 printed, 0 pending" in out
-    assert len(list((state / "mail").glob("*.eml"))) == 1600
+    assert "Statements of 2016-12-31: 2500 (1000 by e-mail, 1500 on paper" in out
+    assert "Deliveries: 1000 e-mailed, 1500 printed, 0 pending" in out
+    assert len(list((state / "mail").glob("*.eml"))) == 1000
     printed = state / "sftp" / "partners" / "CSMSAISIE" / "outbound" / "print" / "2016-12-31"
     assert sorted(p.suffix for p in printed.iterdir()) == [".csv", ".pdf"]
     insurers = sorted((state / "sftp" / "partners").glob("mut*/outbound/statements"))

@@ -33,6 +33,7 @@ import signal
 import time
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -73,6 +74,7 @@ KPI_PAGE, KPI_JSON = "/edihub-kpi/kpi", "/edihub-kpi/kpi.json"
 STATEMENTS_FROM = "releves@caisses-sociales.mc"  # the From of the statement e-mails
 HUB_ACCOUNT = "hub"
 DEMOS = ("brochure", "day")
+SENDERS_AT_ONCE = 8  # partners uploading their demo files at the same time
 PROGRESS_SECONDS = 15.0  # how often a long run says how far it is
 FILES_LISTED = 40  # more files than this are reported per feed, not one line each
 SETTLE_SECONDS = 1  # the demo's files are complete when dropped (atomic put): no need to wait
@@ -497,16 +499,22 @@ def send_files(
     from edihub.sftp import layout
     from edihub.sftp.client import connect, put_atomic
 
+    def send(partner: str, demo_files: list[DemoFile]) -> None:
+        endpoint = endpoints[partner]
+        with connect(endpoint) as sftp:
+            for feed, path in demo_files:
+                if endpoint.username == partner:  # as the partner: chrooted to its folder
+                    folder = layout.PARTNER_VIEW_INBOUND.format(feed=feed)
+                else:
+                    folder = layout.inbound_dir(partner, feed)
+                put_atomic(sftp, path, f"{folder}/{path.name}")
+
     with steps.step("Partners sending their files") as line:
-        for partner, demo_files in files.items():
-            endpoint = endpoints[partner]
-            with connect(endpoint) as sftp:
-                for feed, path in demo_files:
-                    if endpoint.username == partner:  # as the partner: chrooted to its folder
-                        folder = layout.PARTNER_VIEW_INBOUND.format(feed=feed)
-                    else:
-                        folder = layout.inbound_dir(partner, feed)
-                    put_atomic(sftp, path, f"{folder}/{path.name}")
+        # Each partner on its own connection, a few at a time: hundreds of SSH handshakes
+        # one after the other would take half a minute.
+        with ThreadPoolExecutor(max_workers=SENDERS_AT_ONCE) as pool:
+            for done in [pool.submit(send, p, f) for p, f in files.items()]:
+                done.result()
         sent = "; ".join(
             f"/inbound/{feed}/: " + _listed([f"{p} {n}" for p, n in counts.items()], "partners")
             for feed, counts in _per_feed(files).items()
