@@ -40,6 +40,7 @@ from psycopg2 import sql
 from edihub import clock
 from edihub.acks.ack import MAX_LISTED_ERRORS, AckError, ack_file_name, build_ack
 from edihub.config import Settings
+from edihub.faults import crash_point
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.load import snapshots
 from edihub.load.db import connect
@@ -170,6 +171,8 @@ def _quarantine_row(cur: Any, item: InboundFile, code: str, reason: str) -> int:
 def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile) -> int:
     """Download ``item`` to the landing area and register it; return its file id."""
     with connect(dsn) as conn, conn.cursor() as cur:
+        # a second run waits, then finds the row in flight (the raw name: it may not be UTF-8)
+        _claim(cur, "path", item.path.encode("utf-8", "surrogateescape").hex())
         unsafe = sftp_client.unsafe_name_reason(item.name)
         if unsafe:
             file_id = _quarantine_row(cur, item, "UNSAFE_NAME", f"file name refused: {unsafe}")
@@ -200,6 +203,7 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
             file_id = _quarantine_row(cur, item, "TOO_LARGE", str(exc))
             conn.commit()
             return file_id
+        crash_point("collect.after_download")
         file_id = _register(cur, item, fetched.sha256, fetched.size)
         conn.commit()
         log.info(
@@ -280,10 +284,14 @@ def _work_dir(settings: Settings, file_id: int) -> Path:
 def validate(dsn: str, settings: Settings, file_id: int) -> int:
     """Check a fetched file against its contracts; the verdict waits in the work folder."""
     with connect(dsn) as conn:
+        with conn.cursor() as cur:
+            _claim(cur, "file", file_id)
         row = _file_row(conn, file_id)
         if row["state"] != "received":
             return file_id  # decided at fetch (quarantine, duplicate) or by an earlier run
         work = _work_dir(settings, file_id)
+        if (work / "verdict.json").is_file():
+            return file_id  # validated by an earlier run; the load is next
         sink = StagingSink(work / "staging")
         landing = _landing_path(settings, row["sha256"])
         try:
@@ -309,7 +317,10 @@ def validate(dsn: str, settings: Settings, file_id: int) -> int:
                 )
                 errors = [file_error("DUPLICATE_BATCH", verdict.reason)]
         pq.write_table(pa.Table.from_pylist(errors, schema=ERROR_SCHEMA), work / "errors.parquet")
-        (work / "verdict.json").write_text(json.dumps(asdict(verdict)))
+        crash_point("collect.mid_validation")
+        # Last, and whole or not at all: its presence says the staging is complete.
+        (work / "verdict.json.tmp").write_text(json.dumps(asdict(verdict)))
+        (work / "verdict.json.tmp").replace(work / "verdict.json")
         conn.rollback()
     log.info(
         "validated %s-%d: %s, %d records, %d rejected%s",
@@ -376,6 +387,8 @@ def _copy_parquet(
 def load(dsn: str, settings: Settings, file_id: int) -> int:
     """Load the accepted rows and set the file's final state, in one transaction."""
     with connect(dsn) as conn:
+        with conn.cursor() as cur:
+            _claim(cur, "file", file_id)
         row = _file_row(conn, file_id, lock=True)
         if row["state"] != "received":
             conn.rollback()
@@ -401,6 +414,7 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                         record_columns(fmt),
                         of_file | from_header,
                     )
+                    crash_point("collect.mid_copy")
                     if fmt.record.children:
                         child_cols = ["file_id", "sender", fmt.record.id, "child_no"] + [
                             f.name for f in fmt.record.children.fields
@@ -420,6 +434,7 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                 _record_rule_results(cur, file_id, verdict.rule_results)
                 _set_state(cur, file_id, verdict)
             conn.commit()
+            crash_point("collect.after_commit")
         except snapshots.StaleSnapshot as stale:
             # A newer snapshot was loaded since this one was validated: it stays in force.
             conn.rollback()
@@ -553,6 +568,7 @@ def _record_errors(cur: Any, file_id: int, errors: list[dict[str, Any]]) -> None
 def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
     """Move the remote file out of the inbox, now that its state is committed."""
     with connect(dsn) as conn, conn.cursor() as cur:
+        _claim(cur, "file", file_id)
         row = _file_row(conn, file_id)
         if row["archived_at"] is not None:
             return file_id
@@ -566,11 +582,13 @@ def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
         )
         source = bytes(row["remote_path_raw"]).decode("utf-8", "surrogateescape")
         sftp_client.move(sftp, source, target)
+        crash_point("collect.after_move")
         cur.execute(
             "UPDATE edi.inbound_file SET archive_path = %s, archived_at = %s WHERE id = %s",
             (target, _now(), file_id),
         )
         conn.commit()
+    crash_point("collect.after_archive")
     log.info("archived %s-%d to %s", row["feed"], file_id, target)
     return file_id
 
@@ -581,6 +599,7 @@ def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
 def acknowledge(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
     """Write the acknowledgment into the sender's outbound folder (idempotent)."""
     with connect(dsn) as conn, conn.cursor() as cur:
+        _claim(cur, "file", file_id)
         row = _file_row(conn, file_id)
         if row["acked_at"] is not None:
             return file_id
@@ -600,6 +619,7 @@ def acknowledge(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
             layout.acks_dir(row["sender"]), ack_file_name(file_id, row["remote_name"])
         )
         sftp_client.put_atomic(sftp, body, path)
+        crash_point("collect.after_ack_upload")
         cur.execute(
             "UPDATE edi.inbound_file SET ack_path = %s, acked_at = %s WHERE id = %s",
             (path, _now(), file_id),
@@ -632,6 +652,15 @@ def _landing_path(settings: Settings, sha256: str) -> Path:
     return settings.landing_dir / sha256[:2] / sha256
 
 
+def _claim(cur: Any, kind: str, key: str | int) -> None:
+    """Hold, until the transaction ends, the lock of one file (``kind`` "file": its id) or of
+    one remote path ("path"): two runs at once (an overlapping schedule, a manual trigger)
+    then take a file's steps in turn, and each finds the other's work done."""
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (f"edihub-{kind}", str(key))
+    )
+
+
 def _file_row(conn: Any, file_id: int, lock: bool = False) -> dict[str, Any]:
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute(
@@ -653,7 +682,29 @@ def process(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbou
     return acknowledge(sftp, dsn, file_id)
 
 
+def finish_interrupted(sftp: paramiko.SFTPClient, dsn: str, feed: str) -> list[int]:
+    """Archive and acknowledge the files of ``feed`` whose run died after their outcome was
+    committed: one moved to the archive but not recorded is no longer in any inbox, so no
+    listing would bring it back. Both steps are no-ops where done, so a file another run is
+    finishing at the same moment ends the same. Files handed over locally (``ingest_local``)
+    have no outbox: they are never acknowledged."""
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM edi.inbound_file WHERE feed = %s AND state = ANY(%s)"
+            " AND (archived_at IS NULL OR acked_at IS NULL) AND remote_path NOT LIKE 'local:%%'"
+            " ORDER BY id",
+            (feed, list(FINAL_STATES)),
+        )
+        file_ids = [int(r[0]) for r in cur.fetchall()]
+    for file_id in file_ids:
+        log.warning("finishing %s-%d, interrupted after its outcome was committed", feed, file_id)
+        archive(sftp, dsn, file_id)
+        acknowledge(sftp, dsn, file_id)
+    return file_ids
+
+
 def collect(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, feed: str) -> Iterator[int]:
+    yield from finish_interrupted(sftp, dsn, feed)
     for item in list_inbound(sftp, feed, settings.settle_seconds):
         yield process(sftp, dsn, settings, item)
 

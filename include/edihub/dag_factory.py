@@ -27,7 +27,9 @@ DOC = """
 
 Every five minutes, for each partner's `/inbound/{feed}/` folder on the SFTP server:
 
-1. **migrate_database**: apply pending hub migrations (a no-op once applied)
+1. **migrate_database**: apply pending hub migrations (a no-op once applied); then
+   **finish_interrupted**: archive and acknowledge the files whose earlier run died after
+   their outcome was committed
 2. **list_files**: files ready to take (complete uploads only: no `.part`, old enough, stable)
 3. per batch of files (up to `EDIHUB_FILES_PER_TASK`, a large file alone), **process_files**:
    fetch → validate → load → archive → acknowledge, each file in turn; a file that fails a
@@ -66,6 +68,12 @@ def collect_dag(feed: str) -> DAG:
             from edihub import orchestration
 
             return orchestration.migrate()
+
+        @task
+        def finish_interrupted() -> list[int]:
+            from edihub import orchestration
+
+            return orchestration.finish_interrupted(feed)
 
         @task
         def list_files() -> list[list[dict[str, Any]]]:
@@ -115,6 +123,6 @@ def collect_dag(feed: str) -> DAG:
             yield Metadata(asset, orchestration.report(feed, batches))
 
         batches = list_files()
-        migrate_database() >> batches
+        migrate_database() >> finish_interrupted() >> batches
         report(batches, process_files.expand(batch=batches))
     return dag

@@ -50,6 +50,11 @@ def migrate() -> list[str]:
     return apply(database_dsn())
 
 
+def finish_interrupted(feed: str) -> list[int]:
+    with sftp_session() as sftp:
+        return collect.finish_interrupted(sftp, database_dsn(), feed)
+
+
 def list_files(feed: str) -> list[list[dict[str, Any]]]:
     """The ready files of ``feed``, in batches of a mapped task each."""
     settings = Settings.from_env()

@@ -25,6 +25,7 @@ import psycopg2.extras
 from edihub import clock
 from edihub.exports import files, ledger
 from edihub.exports.schedule import export_refusal
+from edihub.faults import crash_point
 from edihub.load.db import connect
 from edihub.sftp.client import put_atomic
 from edihub.sftp.layout import statements_dir
@@ -126,6 +127,7 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
         uploaded = _upload(sftp, data, path)
         _upload(sftp, files.manifest(header, planned.file_name, data, rows),
                 path + ".manifest.json")  # fmt: skip
+        crash_point("exports.after_rename")
     except Exception as error:
         log.error("export %s of %s for %s failed: %s", planned.sequence, insurer_id, day, error)
         _record_failure(dsn, planned.export_id, error)

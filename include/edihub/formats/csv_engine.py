@@ -68,7 +68,10 @@ def _header_row(head: bytes, delimiter: str) -> list[str]:
         raise FileRefused(
             "ENCODING", f"the header row is not UTF-8 (byte {exc.start + 1})", line=1
         ) from None
-    return next(csv.reader([text], delimiter=delimiter))
+    try:
+        return next(csv.reader([text], delimiter=delimiter))
+    except csv.Error as exc:  # a lone carriage return, an unclosed quote...
+        raise FileRefused("HEADER_ROW", f"the header row cannot be read: {exc}", line=1) from None
 
 
 def _columns_problem(found: list[str], fmt: FormatContract) -> str:
@@ -168,6 +171,15 @@ class CsvFile:
                 ) from exc
 
     def __iter__(self) -> Iterator[Chunk]:
+        try:
+            yield from self._chunks()
+        except pa.ArrowInvalid as exc:
+            # What pyarrow could not hand to _InvalidRows: a row of the wrong width that is
+            # not UTF-8 either (the hook receives decoded text).
+            message = str(exc).encode("ascii", "backslashreplace").decode()[:200]
+            raise FileRefused("ROW_COLUMNS", f"the file cannot be read as CSV: {message}") from exc
+
+    def _chunks(self) -> Iterator[Chunk]:
         fields = self.contract.record.fields
         schema = arrow_schema(fields, {"record_no": pa.int64(), "line_no": pa.int64()})
         invalid = _InvalidRows()

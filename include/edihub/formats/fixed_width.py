@@ -183,23 +183,24 @@ class FixedWidthFile:
             bad_rows.append((row.number, row.text))
             return "skip"
 
-        reader = pacsv.open_csv(
-            self.path,
-            read_options=pacsv.ReadOptions(
-                column_names=["line"], block_size=self.block_size, use_threads=False
-            ),
-            parse_options=pacsv.ParseOptions(
-                delimiter=DELIMITER,
-                quote_char=False,
-                escape_char=False,
-                newlines_in_values=False,
-                ignore_empty_lines=False,
-                invalid_row_handler=invalid_row,
-            ),
-            convert_options=pacsv.ConvertOptions(column_types={"line": pa.binary()}),
-        )
         first = 1
+        reader = None
         try:
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(
+                    column_names=["line"], block_size=self.block_size, use_threads=False
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=DELIMITER,
+                    quote_char=False,
+                    escape_char=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=invalid_row,
+                ),
+                convert_options=pacsv.ConvertOptions(column_types={"line": pa.binary()}),
+            )
             for batch in reader:
                 raw = batch.column(0)
                 n = len(raw)
@@ -244,7 +245,8 @@ class FixedWidthFile:
                 ) from exc
             raise FileRefused("NOT_TEXT", f"unreadable file: {exc}") from exc
         finally:
-            reader.close()
+            if reader is not None:
+                reader.close()
 
     # -- parsing ------------------------------------------------------------------------
 

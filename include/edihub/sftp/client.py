@@ -31,6 +31,8 @@ from typing import BinaryIO
 import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
+from edihub.faults import crash_point
+
 # Names uploaders give a file while it is still being written (WinSCP, FileZilla, curl...).
 TEMP_SUFFIXES = (".part", ".tmp", ".filepart", ".partial")
 MAX_NAME_BYTES = 200
@@ -489,6 +491,21 @@ def _lstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | No
         return None
 
 
+class _Source:
+    """What put_atomic uploads from; the second read is the ``sftp.mid_upload`` crash point
+    (the first block is on the server, the rest not)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh, self._reads = fh, 0
+
+    def read(self, size: int = -1) -> bytes:
+        self._reads += 1
+        if self._reads == 2:
+            crash_point("sftp.mid_upload")
+        data: bytes = self._fh.read(size)
+        return data
+
+
 def put_atomic(sftp: paramiko.SFTPClient, data: bytes | os.PathLike[str], remote_path: str) -> None:
     """Write ``remote_path + ".part"``, then rename it over ``remote_path``.
 
@@ -501,10 +518,11 @@ def put_atomic(sftp: paramiko.SFTPClient, data: bytes | os.PathLike[str], remote
     part = remote_path + ".part"
     try:
         if isinstance(data, bytes | bytearray | memoryview):
-            sftp.putfo(io.BytesIO(data), _wire(part), file_size=len(data), confirm=True)
+            sftp.putfo(_Source(io.BytesIO(data)), _wire(part), file_size=len(data), confirm=True)
         else:
             with open(data, "rb") as fh:
-                sftp.putfo(fh, _wire(part), confirm=True)
+                sftp.putfo(_Source(fh), _wire(part), confirm=True)
+        crash_point("sftp.before_rename")
         sftp.posix_rename(_wire(part), _wire(remote_path))
     except BaseException:
         with contextlib.suppress(Exception):
