@@ -906,7 +906,7 @@ def _run(
     results += wait_runs(stack, steps, trigger_runs(stack, steps, then), deadline)
     # The demo closes its day now rather than after midnight: statements issued today, the
     # insurers' files of today published now rather than at their time tomorrow morning.
-    today = statements_day()
+    today = clock.monaco_today()
     build, *fanout = FANOUT_DAG_IDS
     conf = {build: {"close_today": True}, "export_insurers": {"day": today.isoformat()}}
     results += wait_runs(stack, steps, trigger_runs(stack, steps, [build], conf), deadline)
@@ -922,13 +922,10 @@ def _run(
     return code
 
 
-def statements_day() -> dt.date:
-    return clock.monaco_today()
-
-
 def report_dashboard(stack: Stack, console: Console) -> None:
-    """The KPI dashboard: fetched from the Airflow UI as a logged-in user would (so it is
-    served, and behind the login), and written as one self-contained HTML file."""
+    """The KPI dashboard: its JSON fetched from the Airflow UI as a logged-in user would (so
+    it is served, and behind the login) and kept as it came, and the same dashboard written
+    as one self-contained HTML file."""
     from edihub.kpi.report import write_report
 
     airflow, client = stack.airflow, stack.client
@@ -936,7 +933,9 @@ def report_dashboard(stack: Stack, console: Console) -> None:
     board = client.plugin_json(KPI_JSON)
     out = stack.state_dir / "kpi" / "dashboard.html"
     write_report(stack.hub_dsn, out)
-    write_report(stack.hub_dsn, out.with_suffix(".json"), json_format=True)
+    out.with_suffix(".json").write_text(
+        json.dumps(board, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     tiles = {t["key"]: t for t in board["tiles"]}
     console.print(
         f"KPI dashboard: {airflow.url}{KPI_PAGE} ({len(tiles)} tiles, as of {board['as_of']}; "
