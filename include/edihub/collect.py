@@ -57,7 +57,8 @@ from edihub.validation import (
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Control characters, and the bidi controls that make a name display as another one.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(sftp_client.BIDI_CONTROLS)) + "]")
 FINAL_STATES = ("loaded", "loaded_with_errors", "rejected", "quarantined", "duplicate")
 
 
@@ -639,9 +640,14 @@ def _raw(remote: str) -> psycopg2.Binary:
 
 def _shown(remote: str) -> str:
     """A remote name fit for logs, the database and acks: undecodable bytes and control
-    characters (newlines, terminal escapes) written as \\xNN."""
+    characters (newlines, terminal escapes) and bidi controls written as \\xNN or \\uNNNN."""
     text = remote.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _now() -> dt.datetime:

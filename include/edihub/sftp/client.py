@@ -41,7 +41,7 @@ MAX_NAME_BYTES = 200
 SETTLE_PAUSE_SECONDS = 1.0
 KEEPALIVE_SECONDS = 30
 # Bidirectional-text controls: they make "evil\u202efdp.xml" display as "evil.pdf...".
-_BIDI_CONTROLS = frozenset(
+BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 
@@ -230,7 +230,7 @@ def unsafe_name_reason(name: str | bytes) -> str | None:
     for char in name:
         if unicodedata.category(char) == "Cc":
             return f"name contains a control character (U+{ord(char):04X})"
-        if char in _BIDI_CONTROLS:
+        if char in BIDI_CONTROLS:
             return f"name contains a bidirectional-text control (U+{ord(char):04X})"
     if len(encoded) > MAX_NAME_BYTES:
         return f"name is {len(encoded)} bytes long (limit {MAX_NAME_BYTES})"
