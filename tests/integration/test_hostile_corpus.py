@@ -12,6 +12,7 @@ import datetime as dt
 import importlib
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ MAX_FILE_BYTES = 32768
 THIS_TEST = f"tests/integration/{Path(__file__).name}::test_the_corpus_ends_in_known_states"
 MAKES = ("symlink", "fifo", "over_limit", "grows_after_listing")
 ACK_STATUS = {"loaded": "accepted", "loaded_with_errors": "accepted_with_errors"}
+# Where each feed's records go, and how the hub names acks (its own name, never the sender's).
+RECORD_TABLES = {"fse": "fse_care_sheet", "pharmacy": "pharmacy_invoice",
+                 "payroll": "payroll_salary_line"}  # fmt: skip
+ACK_NAME = re.compile(r"[A-Za-z0-9._-]+\.[0-9]+\.ack\.xml")
 # The cases sent to the hub here: the corpus files and what this test makes.
 SENT = [c for c in CASES if "file" in c or "make" in c]
 
@@ -157,6 +162,8 @@ def outcome(row: dict[str, Any], ack: etree._Element | None) -> dict[str, Any]:
     errors = ack.findall("a:errors/a:error", ACK_NS)
     state, rule = row["state"], row["reason_code"]
     problems = []
+    if not ACK_NAME.fullmatch(posixpath.basename(row["ack_path"])):
+        problems.append(f"ack file named {row['ack_path']!r}")
     if ack.find("a:file", ACK_NS).get("name") != row["remote_name"]:
         problems.append("ack names another file")
     if result.get("status") != ACK_STATUS.get(state, state):
@@ -169,6 +176,7 @@ def outcome(row: dict[str, Any], ack: etree._Element | None) -> dict[str, Any]:
         "state": state,
         "rule": rule,
         "unread": row["sha256"] is None,
+        "records_loaded": bool(row["records_loaded"]),
         "archived": row["archived"],
         "problems": problems,
         # shown without control or bidi characters, in the hub and in the ack
@@ -202,6 +210,7 @@ def test_the_corpus_ends_in_known_states(
             "state": want["state"],
             "rule": want.get("rule"),
             "unread": want.get("unread", False),
+            "records_loaded": want["state"] == "loaded",
             "archived": True,
             "problems": [],
             "printable": True,
@@ -221,6 +230,12 @@ def test_the_corpus_ends_in_known_states(
                   for r in rows.values()) == sorted(
         (feed, path.name, "loaded", True) for feed, path in valid.items()
     )  # fmt: skip
+    for feed, table in RECORD_TABLES.items():  # no record of a refused file was loaded
+        [(stored,)] = hubs[feed].query(f"SELECT count(*) FROM edi.{table}")
+        [(loaded,)] = hubs[feed].query(
+            "SELECT sum(records_loaded) FROM edi.inbound_file WHERE feed = %s", feed
+        )
+        assert stored == loaded, feed
     for feed, hub in hubs.items():
         assert hub.inbox() == [], feed  # every entry left the inbox, links and FIFOs too
     assert secret.read_text() == "not for partners"

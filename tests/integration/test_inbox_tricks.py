@@ -1,6 +1,7 @@
 """What partners put in their inboxes besides files, for every feed, on both SFTP servers:
-symlinks, FIFOs, hostile names, a file of another feed. Each ends in a known state with an
-acknowledgment the sender can act on; nothing is read that should not be, nothing loaded."""
+hostile names, a file of another feed (symlinks and FIFOs are cases of the hostile corpus,
+test_hostile_corpus.py). Each ends in a known state with an acknowledgment the sender can act
+on; nothing is read that should not be, nothing loaded."""
 
 from __future__ import annotations
 
@@ -48,40 +49,6 @@ def the_ack(hub: Hub) -> Any:
     with hub.server.connect(hub.partner) as sftp:
         [name] = sftp.listdir("/outbound/acks")
     return hub.ack(name)
-
-
-@pytest.mark.parametrize("feed", sorted(FEEDS))
-def test_a_symlink_is_quarantined_without_being_followed(
-    sftp_server: Any, dsn: str, tmp_path: Path, feed: str
-) -> None:
-    hub = hub_for(sftp_server, dsn, tmp_path, feed)
-    secret = tmp_path / "secret.txt"
-    secret.write_text("not for partners")
-    os.symlink(secret, inbox(hub) / "link.xml")
-    hub.collect()
-    [(name, state, reason, _loaded, archived, acked)] = received(hub)
-    assert (name, state, reason, archived, acked) == (
-        "link.xml", "quarantined", "NOT_A_REGULAR_FILE", True, True
-    )  # fmt: skip
-    assert hub.query("SELECT sha256 FROM edi.inbound_file WHERE remote_name = 'link.xml'") == [
-        (None,)
-    ]
-    assert os.listdir(inbox(hub)) == []  # the link itself went to the archive
-    assert secret.read_text() == "not for partners"
-    ack = the_ack(hub)
-    assert ack_status(ack) == ("quarantined", "R")
-    assert "symlink" in ack.findtext(".//a:error", "", ACK_NS)
-
-
-@pytest.mark.parametrize("feed", sorted(FEEDS))
-def test_a_fifo_is_quarantined_unread(
-    sftp_server: Any, dsn: str, tmp_path: Path, feed: str
-) -> None:
-    hub = hub_for(sftp_server, dsn, tmp_path, feed)
-    os.mkfifo(inbox(hub) / "pipe.xml")  # reading it would block the hub for ever
-    hub.collect()
-    assert [row[:3] for row in received(hub)] == [("pipe.xml", "quarantined", "NOT_A_REGULAR_FILE")]
-    assert os.listdir(inbox(hub)) == []
 
 
 # (A name with a leading dot is an upload in progress, left alone like `.part` names.)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 from pathlib import Path
 from typing import Any
 
@@ -203,18 +202,6 @@ def broken(tmp_path: Path, edit: Any, newline: str = "\n") -> FileRefused:
     with pytest.raises(FileRefused) as info:
         list(FixedWidthFile(path, PHARMACY, block_size=300))
     return info.value
-
-
-def test_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "empty.txt"
-    path.write_bytes(b"")
-    assert refusal(path).code == "EMPTY_FILE"
-
-
-def test_gzip_is_not_text(tmp_path: Path) -> None:
-    path = tmp_path / "f.txt.gz"
-    path.write_bytes(gzip.compress("\n".join(pharmacy_lines(2)).encode()))
-    assert refusal(path).code == "NOT_TEXT"
 
 
 def test_latin1_bytes_are_refused_with_their_line(tmp_path: Path) -> None:

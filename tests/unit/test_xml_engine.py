@@ -1,4 +1,5 @@
-"""The XML format engine on valid and hostile input: hardened, streaming, precise errors."""
+"""The XML format engine: streaming, precise errors (the hostile inputs, bombs, entities and
+encodings, are cases of tests/corpus/hostile/, run through the hub by test_hostile_corpus)."""
 
 from __future__ import annotations
 
@@ -51,12 +52,6 @@ def test_valid_file_streams_in_chunks_with_header_trailer_and_children(tmp_path:
     assert reader.trailer == {"sheet_count": 7, "total_amount": 7 * 5500}
 
 
-def test_empty_file(tmp_path: Path) -> None:
-    path = tmp_path / "empty.xml"
-    path.write_bytes(b"")
-    assert refusal(path).code == "EMPTY_FILE"
-
-
 def test_malformed_xml_names_the_record(tmp_path: Path) -> None:
     path = fse_file(tmp_path / "ok.xml")
     text = path.read_text().replace(
@@ -68,13 +63,6 @@ def test_malformed_xml_names_the_record(tmp_path: Path) -> None:
     assert err.line and err.line > 1
 
 
-def test_truncated_file(tmp_path: Path) -> None:
-    path = fse_file(tmp_path / "ok.xml")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    assert refusal(path).code == "NOT_WELL_FORMED"
-
-
 def test_schema_violation_names_record_and_rule(tmp_path: Path) -> None:
     path = fse_file(tmp_path / "bad.xml")
     text = path.read_text().replace("<fseCode>AB12CD34</fseCode>", "<fseCode>bad code</fseCode>", 3)
@@ -84,65 +72,6 @@ def test_schema_violation_names_record_and_rule(tmp_path: Path) -> None:
     assert err.code == "SCHEMA_VIOLATION"
     assert err.record_no == 3
     assert "fseCode" in err.message
-
-
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE lolz [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
- <!ENTITY lol9 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
-]>
-<fseFile xmlns="urn:mc:caisses-sociales:edi:fse:v1" formatVersion="1">
-<header><sender>&lol9;</sender></header></fseFile>
-"""
-
-EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
-<!DOCTYPE fseFile [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
-<fseFile xmlns="urn:mc:caisses-sociales:edi:fse:v1" formatVersion="1">
-<header><sender>&xxe;</sender></header></fseFile>
-"""
-
-NETWORK_ENTITY = b"""<?xml version="1.0"?>
-<!DOCTYPE fseFile SYSTEM "http://127.0.0.1:9/evil.dtd">
-<fseFile xmlns="urn:mc:caisses-sociales:edi:fse:v1" formatVersion="1"/>
-"""
-
-
-@pytest.mark.parametrize(
-    "payload", [BILLION_LAUGHS, EXTERNAL_ENTITY, NETWORK_ENTITY], ids=["bomb", "xxe", "ext-dtd"]
-)
-def test_dtds_and_entities_are_quarantined(tmp_path: Path, payload: bytes) -> None:
-    path = tmp_path / "hostile.xml"
-    path.write_bytes(payload)
-    err = refusal(path)
-    assert err.code == "DTD_FORBIDDEN"
-    assert err.hostile
-
-
-def test_latin1_bytes_declared_utf8(tmp_path: Path) -> None:
-    path = fse_file(tmp_path / "ok.xml")
-    text = path.read_text().replace("edihub demo", "logiciel médical")
-    path.write_bytes(text.encode("latin-1"))
-    err = refusal(path)
-    assert err.code == "ENCODING"
-    assert "UTF-8" in err.message
-
-
-def test_declared_latin1_is_refused(tmp_path: Path) -> None:
-    path = fse_file(tmp_path / "ok.xml")
-    text = path.read_text().replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')
-    path.write_bytes(text.encode("latin-1"))
-    assert refusal(path).code == "ENCODING"
-
-
-@pytest.mark.parametrize("bom", [True, False])
-def test_utf16_is_refused(tmp_path: Path, bom: bool) -> None:
-    path = fse_file(tmp_path / "ok.xml")
-    text = path.read_text().replace('encoding="UTF-8"', 'encoding="UTF-16"')
-    path.write_bytes(text.encode("utf-16" if bom else "utf-16-le"))
-    assert refusal(path).code == "ENCODING"
 
 
 def test_unknown_namespace_lists_the_known_versions(tmp_path: Path) -> None:
@@ -160,18 +89,3 @@ def test_memory_stays_bounded_by_chunk(tmp_path: Path) -> None:
     reader = XmlFile(path, contract, chunk_size=500)
     sizes = [c.records.num_rows for c in reader]
     assert max(sizes) == 500 and sum(sizes) == 2000
-
-
-def test_compressed_input_is_refused_not_inflated(tmp_path: Path) -> None:
-    """libxml2 inflates gzip by itself when given a path: a gzip bomb must never reach it."""
-    import gzip
-
-    path = tmp_path / "bomb.xml"
-    path.write_bytes(gzip.compress(b"<a>" + b"x" * 10_000_000 + b"</a>"))
-    assert refusal(path).code == "NOT_TEXT"
-
-
-def test_nul_bytes_are_refused(tmp_path: Path) -> None:
-    path = fse_file(tmp_path / "ok.xml")
-    path.write_bytes(path.read_bytes().replace(b"edihub demo", b"edihub\x00demo"))
-    assert refusal(path).code == "NOT_TEXT"
