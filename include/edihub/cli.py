@@ -6,6 +6,7 @@ edihub db migrate               apply the database migrations (EDIHUB_DATABASE_U
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
 edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
 edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDIHUB_DATABASE_URL)
+edihub docs contracts [--out D] Great Expectations' Data Docs of the data contracts
 """
 
 from __future__ import annotations
@@ -126,6 +127,14 @@ def cmd_docs_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs_contracts(args: argparse.Namespace) -> int:
+    from edihub.contracts.docs import write_data_docs
+
+    settings = Settings.from_env()
+    print(write_data_docs(settings.contracts_dir, args.out or settings.state_dir / "data_docs"))
+    return 0
+
+
 def cmd_sftp_sshd_config(args: argparse.Namespace) -> int:
     from edihub.sftp import sshd_config
 
@@ -189,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     formats.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "formats")
     formats.set_defaults(func=cmd_docs_formats)
+    contracts = docs.add_parser(
+        "contracts", help="build Great Expectations' Data Docs of the data contracts' suites"
+    )
+    contracts.add_argument("--out", type=Path, help="default: <state>/data_docs")
+    contracts.set_defaults(func=cmd_docs_contracts)
 
     registry = sub.add_parser("registry", help="reference registry").add_subparsers(
         dest="registry", required=True

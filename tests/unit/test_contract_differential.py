@@ -30,13 +30,16 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from edihub.cli import main
 from edihub.config import Settings
 from edihub.contracts.compiled import UnsupportedRule
+from edihub.contracts.docs import suite_name
 from edihub.contracts.engine import (
     DataContract,
     FileCheck,
     _for_gx,
     _frame,
+    contract_folders,
     validate_frame,
 )
 from edihub.feeds import FEEDS
@@ -49,13 +52,6 @@ SETTINGS = Settings.from_env()
 TODAY = dt.date(2016, 12, 31)
 ACCOUNT = "P10001"
 ROWS = 200
-
-
-def _contract_folders() -> list[Path]:
-    """Every folder a file is checked against: a version's, or a document's within it (whose
-    version folder then only holds what its documents share)."""
-    specs = {p.parent for p in SETTINGS.contracts_dir.rglob("contract.yaml")}
-    return sorted(f for f in specs if not any(s.parent == f for s in specs))
 
 
 @cache
@@ -73,7 +69,7 @@ def _format_of(folder: Path) -> FormatContract:
     return next(f for f in formats if f.contract_dir(SETTINGS.contracts_dir).parent == folder)
 
 
-FOLDERS = _contract_folders()
+FOLDERS = contract_folders(SETTINGS.contracts_dir)
 IDS = [str(f.relative_to(SETTINGS.contracts_dir)) for f in FOLDERS]
 
 
@@ -740,3 +736,22 @@ def test_what_the_compiler_does_not_know_stops_the_contract_at_load(
 ) -> None:
     with pytest.raises(UnsupportedRule, match=refused):
         _contract(tmp_path, (kind, kwargs))
+
+
+def test_docs_contracts_builds_gx_data_docs_of_every_suite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Data Docs still come from Great Expectations, from the same suites."""
+    assert main(["docs", "contracts", "--out", str(tmp_path / "site")]) == 0
+    index = tmp_path / "site" / "index.html"
+    assert capsys.readouterr().out.strip() == str(index)
+    html = index.read_text()
+    for folder in FOLDERS:
+        contract = DataContract.load(folder)
+        for table, suite in contract.suites.items():
+            name = suite_name(SETTINGS.contracts_dir, folder, table)
+            assert name in html, name
+            page = tmp_path / "site" / "expectations" / Path(*name.split(".")).with_suffix(".html")
+            text = page.read_text()
+            columns = {e["kwargs"].get("column") for e in suite["expectations"]} - {None}
+            assert all(c in text for c in columns), (name, columns)

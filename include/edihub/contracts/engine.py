@@ -120,6 +120,13 @@ class DataContract:
         return cls(folder=folder, suites=suites, spec=spec, compiled=compiled)
 
 
+def contract_folders(contracts_dir: Path) -> list[Path]:
+    """Every folder a file is checked against: a feed version's, or each document's within
+    one (whose version folder then holds only what its documents share)."""
+    specs = {p.parent for p in contracts_dir.rglob("contract.yaml")}
+    return sorted(f for f in specs if not any(s.parent == f for s in specs))
+
+
 def _read(folder: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     spec = yaml.safe_load((folder / "contract.yaml").read_text(encoding="utf-8")) or {}
     suites = {
