@@ -307,6 +307,42 @@ def contract_check(path: str, warmup: str, feed: str, account: str) -> Result:
     return result
 
 
+def contract_alone(path: str, feed: str, account: str, engine: str) -> Result:
+    """The data contract alone: a FileCheck of ``engine`` (offline, as check_file above) over
+    the file's chunks parsed beforehand (untimed), then its summary; a first FileCheck on the
+    first chunk pays GX's import and suite build (once per process) beforehand."""
+    import dataclasses
+
+    from edihub.contracts.engine import DataContract
+    from edihub.formats.readers import open_reader
+    from edihub.validation import _file_check
+
+    settings = Settings.from_env()
+    file = Path(path)
+    fmt, reader = open_reader(file, file.name, _formats(feed), CHUNK)
+    chunks = list(reader)
+    contract = DataContract.load(fmt.contract_dir(settings.contracts_dir))
+
+    def check() -> Any:
+        made = _file_check(fmt, contract, account, None, settings)
+        return dataclasses.replace(made, engine=engine)
+
+    check().check_chunk(chunks[0])
+    violations = 0
+
+    def work() -> tuple[int, int]:
+        nonlocal violations
+        timed = check()
+        violations = sum(len(timed.check_chunk(chunk)) for chunk in chunks)
+        violations += len(timed.check_file(reader.header, reader.trailer))
+        children = sum(c.children.num_rows for c in chunks if c.children is not None)
+        return sum(c.records.num_rows for c in chunks), children
+
+    result = _timed(work)
+    result["violations"] = violations
+    return result
+
+
 # -- load: the CSV's rows into PostgreSQL
 
 BENCH_TABLE = "bench_registry_insured"
@@ -597,8 +633,13 @@ def _engines(
     return per_record
 
 
-def _contract(report: Report, folder: Path, m: int, repeat: int, engines: dict[str, float]) -> None:
-    """check_file per family; ``engines`` holds each engine's seconds per record, if run."""
+def _contract(
+    report: Report, folder: Path, m: int, repeat: int, engines: dict[str, float]
+) -> dict[str, float]:
+    """check_file per family, then the data contract alone with each contract engine;
+    ``engines`` holds each format engine's seconds per record, if run. Returns the compiled
+    contract's seconds per record alone, per feed."""
+    alone_per_record: dict[str, float] = {}
     feeds = {
         "csv": ("registry", REGISTRY_SENDER),
         "fixed_width": ("pharmacy", PHARMACY),
@@ -635,9 +676,38 @@ def _contract(report: Report, folder: Path, m: int, repeat: int, engines: dict[s
             + (f" ({result['reason']})" if result["reason"] else "")
             + f"; warm-up check_file of 2,000 records took {result['warmup']:.1f} s (not counted)"
         )
+        by_engine = {
+            engine: _measure(
+                f"contract: FileCheck {feed} alone, {engine} engine ({m:,} records)",
+                repeat,
+                contract_alone,
+                made["path"],
+                feed,
+                account,
+                engine,
+            )
+            for engine in ("gx", "compiled")
+        }
+        for engine, label in (("compiled", "compiled"), ("gx", "gx, the reference")):
+            alone = float(by_engine[engine]["seconds"])
+            report.add(
+                "contract",
+                f"FileCheck {feed} alone ({label}): {alone * 1e6 / m:,.1f} s per M rows",
+                by_engine[engine],
+                int(made["bytes"]),
+                by_engine["gx"] if engine == "compiled" else None,
+            )
+        alone_per_record[feed] = float(by_engine["compiled"]["seconds"]) / m
+        gx_found, found = (by_engine[e]["violations"] for e in ("gx", "compiled"))
+        if gx_found != found:
+            report.notes.append(
+                f"contract {feed}: gx found {gx_found} violations, compiled {found}"
+            )
+    return alone_per_record
 
 
-def _load(report: Report, folder: Path, n: int, repeat: int) -> None:
+def _load(report: Report, folder: Path, n: int, repeat: int) -> float:
+    """The load phase; returns the bare COPY's seconds per record."""
     from edihub.load.db import migrate
     from edihub.stack.postgres import EmbeddedPostgres, ensure_database, with_database
 
@@ -669,6 +739,7 @@ def _load(report: Report, folder: Path, n: int, repeat: int) -> None:
             "starts from an empty table after a CHECKPOINT; times include the COMMIT; peak RSS "
             "is the client's (the server is another process)"
         )
+        return float(bare["seconds"]) / n
     finally:
         _say("load: stop PostgreSQL")
         server.stop()
@@ -717,10 +788,17 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         families = [p for p in phases if p in GENERATORS]
         engines = _engines(report, families, folder, n, args.repeat)
+        alone: dict[str, float] = {}
         if "contract" in phases:
-            _contract(report, folder, m, args.contract_repeat, engines)
+            alone = _contract(report, folder, m, args.contract_repeat, engines)
         if "load" in phases:
-            _load(report, folder, n, args.repeat)
+            copy = _load(report, folder, n, args.repeat)
+            if "registry" in alone:  # the same registry rows, checked and then copied
+                report.notes.append(
+                    f"registry insured: the data contract alone (compiled) takes "
+                    f"{alone['registry'] * 1e6:,.1f} s per M rows, the bare COPY of the same rows "
+                    f"{copy * 1e6:,.1f} s per M rows ({alone['registry'] / copy:.2f}x)"
+                )
         _say(f"done in {time.perf_counter() - started:.0f} s")
     report.notes.append(f"load average {os.getloadavg()[0]:.2f} at the end")
     report.print()
