@@ -23,7 +23,7 @@ import pytest
 
 from edihub import collect, orchestration
 from edihub.exports import due_at, due_exports, export_status, publish
-from edihub.exports.deliver import ServerDiskFull
+from edihub.sftp.client import ServerDiskFull
 from edihub.sftp.layout import insurer_folders, statements_dir
 from edihub.statements import MONACO, build_statements, monaco_today
 from tests.fixtures.exports import LATER, Exports, insurers

@@ -13,7 +13,6 @@ checked, never overwritten; a different one there is an alarm, not something to 
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import hashlib
 import logging
 import posixpath
@@ -22,7 +21,6 @@ from typing import Any
 
 import paramiko
 import psycopg2.extras
-from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from edihub import clock
 from edihub.exports import files, ledger
@@ -41,10 +39,6 @@ class ExportRefused(Exception):
 
 class PublishedFileDiffers(Exception):
     """The server holds another file under this export's name: never overwritten."""
-
-
-class ServerDiskFull(OSError):
-    """No room on the SFTP server for the file in the insurer's folder (nothing kept)."""
 
 
 @dataclass(frozen=True)
@@ -83,38 +77,11 @@ def _remote_sha256(sftp: paramiko.SFTPClient, path: str) -> str | None:
         return None
 
 
-def _free_bytes(sftp: paramiko.SFTPClient, folder: str) -> int | None:
-    """The room left in ``folder`` on the server, or None if it does not say (the
-    statvfs@openssh.com extension, which OpenSSH and asyncssh answer; paramiko has no call
-    for it, hence its request layer). Never raises: it must not hide the error it explains."""
-    try:
-        kind, msg = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", folder)
-    except (OSError, EOFError, paramiko.SSHException):  # refused, or the link is gone
-        return None
-    if kind != CMD_EXTENDED_REPLY:
-        return None
-    _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
-    return int(frsize * bavail)
-
-
 def _upload(sftp: paramiko.SFTPClient, data: bytes, path: str) -> bool:
     """Put ``data`` at ``path`` unless the same bytes are there; True if it was written."""
     found = _remote_sha256(sftp, path)
     if found is None:
-        try:
-            put_atomic(sftp, data, path)
-        except OSError as error:
-            # paramiko drops the server's answers to pipelined writes, so a full disk shows
-            # only as putfo's "size mismatch": ask the server whether the file had room.
-            folder = posixpath.dirname(path)
-            free = _free_bytes(sftp, folder)
-            if free is None or free >= len(data):
-                raise
-            raise ServerDiskFull(
-                errno.ENOSPC,
-                f"no space left on the SFTP server: {folder} has {free} bytes free,"
-                f" {posixpath.basename(path)} needs {len(data)} ({error})",
-            ) from error
+        put_atomic(sftp, data, path)
         return True
     if found != hashlib.sha256(data).hexdigest():
         raise PublishedFileDiffers(f"{path} holds other bytes (sha256 {found}); not overwritten")

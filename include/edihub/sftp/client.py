@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 import paramiko
-from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_EXTENDED,
+    CMD_EXTENDED_REPLY,
+    CMD_HANDLE,
+    CMD_NAME,
+    CMD_OPENDIR,
+    CMD_READDIR,
+)
 
 from edihub.faults import crash_point
 
@@ -506,6 +514,24 @@ class _Source:
         return data
 
 
+class ServerDiskFull(OSError):
+    """No room on the SFTP server for the file in its folder (nothing kept under its name)."""
+
+
+def _free_bytes(sftp: paramiko.SFTPClient, folder: str) -> int | None:
+    """The room left in ``folder`` on the server, or None if it does not say (the
+    statvfs@openssh.com extension, which OpenSSH and asyncssh answer; paramiko has no call
+    for it, hence its request layer). Never raises: it must not hide the error it explains."""
+    try:
+        kind, msg = sftp._request(CMD_EXTENDED, "statvfs@openssh.com", folder)
+    except (OSError, EOFError, paramiko.SSHException):  # refused, or the link is gone
+        return None
+    if kind != CMD_EXTENDED_REPLY:
+        return None
+    _bsize, frsize, _blocks, _bfree, bavail = (msg.get_int64() for _ in range(5))
+    return int(frsize * bavail)
+
+
 def put_atomic(sftp: paramiko.SFTPClient, data: bytes | os.PathLike[str], remote_path: str) -> None:
     """Write ``remote_path + ".part"``, then rename it over ``remote_path``.
 
@@ -524,10 +550,31 @@ def put_atomic(sftp: paramiko.SFTPClient, data: bytes | os.PathLike[str], remote
                 sftp.putfo(_Source(fh), _wire(part), confirm=True)
         crash_point("sftp.before_rename")
         sftp.posix_rename(_wire(part), _wire(remote_path))
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(Exception):
             sftp.remove(_wire(part))
+        if isinstance(error, OSError):
+            _explain_full_disk(sftp, parent, remote_path, data, error)
         raise
+
+
+def _explain_full_disk(
+    sftp: paramiko.SFTPClient,
+    folder: str,
+    remote_path: str,
+    data: bytes | os.PathLike[str],
+    error: OSError,
+) -> None:
+    """Raise ServerDiskFull if the upload failed for want of room. paramiko drops the server's
+    answers to pipelined writes, so a full disk shows only as putfo's "size mismatch"."""
+    size = len(data) if isinstance(data, bytes | bytearray | memoryview) else os.path.getsize(data)
+    free = _free_bytes(sftp, folder or ".")
+    if free is not None and free < size:
+        raise ServerDiskFull(
+            errno.ENOSPC,
+            f"no space left on the SFTP server: {folder} has {free} bytes free,"
+            f" {posixpath.basename(remote_path)} needs {size} ({error})",
+        ) from error
 
 
 def move(sftp: paramiko.SFTPClient, src: str, dst: str) -> None:
