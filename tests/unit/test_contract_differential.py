@@ -684,9 +684,9 @@ def test_a_rule_that_cannot_run_stops_both_engines(tmp_path: Path) -> None:
         tmp_path, ("expect_column_values_to_be_between", {"column": "x", "min_value": 1})
     )
     table = pa.table({"record_no": [1], "x": ["a"]})
-    with pytest.raises(RuntimeError, match="R1 could not run"):
+    with pytest.raises(RuntimeError, match="rule R1 .*could not run"):
         validate_frame(contract, "t", _frame(table), {})
-    with pytest.raises(RuntimeError, match="R1 could not run"):
+    with pytest.raises(RuntimeError, match="rule R1 .*could not run"):
         contract.compiled["t"].validate(table, {})
 
 

@@ -615,6 +615,7 @@ class CompiledSuite:
     """A suite's rules, run in GX's order: grouped by column, in order of first appearance."""
 
     table: str
+    where: str  # the suite's file, for errors
     rules: list[Rule]
     _orders: dict[frozenset[str], list[Rule]] = field(default_factory=dict)
 
@@ -647,7 +648,8 @@ class CompiledSuite:
                 checked, failing = rule.evaluate(table, parameters)
             except (UnsupportedRule, KeyError, TypeError, pa.ArrowException) as error:
                 raise RuntimeError(
-                    f"contract {self.table} rule {meta['rule']} could not run: {error!r}"
+                    f"contract {self.where} rule {meta['rule']} ({rule.type}) could not run: "
+                    f"{error!r}"
                 ) from error
             rows = pc.indices_nonzero(failing).to_pylist()
             if tally is not None:
@@ -677,4 +679,4 @@ class CompiledSuite:
 
 def compile_suite(table: str, suite: dict[str, Any], where: str) -> CompiledSuite:
     """A suite's expectations compiled, or UnsupportedRule for the first one it cannot be."""
-    return CompiledSuite(table, [compile_rule(e, where) for e in suite["expectations"]])
+    return CompiledSuite(table, where, [compile_rule(e, where) for e in suite["expectations"]])
