@@ -547,6 +547,45 @@ def test_a_row_condition_is_pandas_query_on_nulls(tmp_path: Path) -> None:
     assert tally == {"R1": [1, 1], "R2": [2, 2]}
 
 
+def test_and_or_and_sets_in_row_conditions(tmp_path: Path) -> None:
+    """No contract combines conditions yet: AND, OR (an AND inside it), IN and NOT IN, as
+    DataFrame.query runs them; a null is NOT IN every list."""
+
+    def compare(column: str, operator: str, parameter: Any) -> dict[str, Any]:
+        return {
+            "type": "comparison",
+            "column": {"name": column},
+            "operator": operator,
+            "parameter": parameter,
+        }
+
+    either = {
+        "type": "or",
+        "conditions": [
+            {"type": "and", "conditions": [compare("n", ">=", 2), compare("k", "IN", ["a", "b"])]},
+            {"type": "nullity", "column": {"name": "k"}, "is_null": True},
+        ],
+    }
+    both = {"type": "and", "conditions": [compare("n", "<", 3), compare("k", "NOT_IN", ["a"])]}
+    contract = _contract(
+        tmp_path,
+        ("expect_column_values_to_not_be_null", {"column": "x", "row_condition": either}),
+        ("expect_column_values_to_not_be_null", {"column": "y", "row_condition": both}),
+    )
+    nothing = [None] * 6
+    found, tally = _both(
+        contract,
+        {
+            "n": [1, 2, 3, None, 5, 0],
+            "k": ["a", "b", None, "a", "c", None],
+            "x": nothing,
+            "y": nothing,
+        },
+    )
+    assert [(r, n) for r, n, _ in found] == [("R1", 2), ("R1", 3), ("R1", 6), ("R2", 2), ("R2", 6)]
+    assert tally == {"R1": [3, 3], "R2": [2, 2]}
+
+
 def test_regexes_are_python_s_not_re2_s(tmp_path: Path) -> None:
     """pyarrow's RE2 and Python's re (which GX's pandas uses) disagree: ``$`` also matches
     before a final newline, ``\\d`` takes Arabic-Indic digits, ``\\s`` takes NBSP, \\v and
@@ -684,9 +723,9 @@ def test_a_rule_that_cannot_run_stops_both_engines(tmp_path: Path) -> None:
         tmp_path, ("expect_column_values_to_be_between", {"column": "x", "min_value": 1})
     )
     table = pa.table({"record_no": [1], "x": ["a"]})
-    with pytest.raises(RuntimeError, match="rule R1 .*could not run"):
+    with pytest.raises(RuntimeError, match=r"rule R1 .*could not run"):
         validate_frame(contract, "t", _frame(table), {})
-    with pytest.raises(RuntimeError, match="rule R1 .*could not run"):
+    with pytest.raises(RuntimeError, match=r"rule R1 .*could not run"):
         contract.compiled["t"].validate(table, {})
 
 
