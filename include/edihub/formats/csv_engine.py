@@ -25,10 +25,10 @@ import pyarrow.csv as pacsv
 
 from edihub.formats.contract import FieldSpec, FormatContract
 from edihub.formats.errors import FileRefused
-from edihub.formats.xml_engine import BINARY_MAGIC, CONVERTERS, Chunk, arrow_schema
+from edihub.formats.head import UTF8_BOM, read_head
+from edihub.formats.xml_engine import CONVERTERS, Chunk, arrow_schema
 
 HEAD_BYTES = 64 * 1024
-UTF8_BOM = b"\xef\xbb\xbf"
 # The lexical form of each type, checked before conversion (anchored, whole value).
 LEXICAL = {
     "int": r"^-?[0-9]{1,18}$",
@@ -43,21 +43,6 @@ TYPE_WORDS = {
     "bool": "true or false",
 }
 _SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars", ",": "commas"}
-
-
-def _read_head(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-    if not head.strip():
-        raise FileRefused("EMPTY_FILE", "the file is empty")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise FileRefused("ENCODING", "the file is UTF-16; files must be UTF-8")
-    if head.startswith(BINARY_MAGIC) or b"\x00" in head:
-        raise FileRefused(
-            "NOT_TEXT", "the file is binary or compressed; send the CSV file itself, uncompressed"
-        )
-    # A UTF-8 byte order mark (what spreadsheets write) is accepted and ignored.
-    return head.removeprefix(UTF8_BOM)
 
 
 def _header_row(head: bytes, delimiter: str) -> list[str]:
@@ -113,7 +98,8 @@ def sniff_csv(path: Path, name: str, contracts: list[FormatContract]) -> FormatC
             f"the file name {name!r} is not one the feed knows; expected one of: "
             f"{', '.join(known)}",
         )
-    head = _read_head(path)
+    # A UTF-8 byte order mark (what spreadsheets write) is accepted and ignored.
+    head = read_head(path, HEAD_BYTES, "CSV file").removeprefix(UTF8_BOM)
     newest = candidates[0]
     found = _header_row(head, newest.delimiter)
     for fmt in candidates:

@@ -21,9 +21,11 @@ import pyarrow.csv as pacsv
 
 from edihub.formats.contract import ContractConfigError, FieldSpec, FormatContract, TableSpec
 from edihub.formats.errors import FileRefused
-from edihub.formats.xml_engine import BINARY_MAGIC, Chunk, arrow_schema
+from edihub.formats.head import read_head
+from edihub.formats.xml_engine import Chunk, arrow_schema
 
 HEAD_BYTES = 4096
+_KIND = "fixed-width text file"  # what the sender of a refused file should send
 # Never a valid character in a record: a line holding it is refused (see _lines).
 DELIMITER = "\x1f"
 # 18 digits always fit in an int64; wider numeric fields would overflow on cast.
@@ -60,20 +62,6 @@ def _cut(lines: pa.Array, start: int, end: int, ascii: bool) -> pa.Array:
     if ascii:
         return pc.binary_slice(lines.view(pa.binary()), start - 1, end).view(pa.string())
     return pc.utf8_slice_codeunits(lines, start - 1, end)
-
-
-def _check_head(path: Path) -> bytes:
-    """Refuse empty and binary files before pyarrow sees them."""
-    with path.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-    if not head.strip():
-        raise FileRefused("EMPTY_FILE", "the file is empty")
-    if head.startswith(BINARY_MAGIC) or b"\x00" in head:
-        raise FileRefused(
-            "NOT_TEXT",
-            "the file is binary or compressed; send the fixed-width text file itself, uncompressed",
-        )
-    return head
 
 
 def _encoding_error(line: int, raw: bytes) -> FileRefused:
@@ -541,7 +529,7 @@ class FixedWidthFile:
         return Chunk(pa.table(columns, schema=self._rec_schema), children)
 
     def __iter__(self) -> Iterator[Chunk]:
-        _check_head(self.path)
+        read_head(self.path, HEAD_BYTES, _KIND)  # refusals before pyarrow sees the file
         state = _Open()
         trailer_line = 0
         last_line = 0
@@ -600,7 +588,7 @@ def sniff_fixed_width(path: Path, contracts: list[FormatContract]) -> FormatCont
     Reads only the first line. Refuses empty and binary files, a first line that is not
     UTF-8 or not a header, and versions no contract describes.
     """
-    head = _check_head(path)
+    head = read_head(path, HEAD_BYTES, _KIND)
     raw = head.split(b"\n", 1)[0].rstrip(b"\r").removeprefix(b"\xef\xbb\xbf")
     try:
         line = raw.decode("utf-8")

@@ -32,6 +32,7 @@ from lxml import etree
 
 from edihub.formats.contract import FieldSpec, FormatContract, RecordSpec, TableSpec
 from edihub.formats.errors import FileRefused
+from edihub.formats.head import UTF8_BOM, read_head
 
 MONACO = ZoneInfo("Europe/Monaco")
 
@@ -46,7 +47,6 @@ ARROW_TYPES = {
 # Schema errors are located by a second, whole-tree validation up to this size.
 LOCATE_LIMIT = 32 * 1024 * 1024
 # gzip, zip, bzip2, xz, zstd: libxml2 would inflate some of these itself, bombs included.
-BINARY_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 PARSER_OPTIONS: dict[str, Any] = {
     "resolve_entities": False,
@@ -598,17 +598,7 @@ def sniff(path: Path, contracts: list[FormatContract]) -> FormatContract:
 
     Reads only the start of the file. Refuses: empty files, non-UTF-8 encodings, any DTD.
     """
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-    if not head.strip():
-        raise FileRefused("EMPTY_FILE", "the file is empty")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[:2] in (b"<\x00", b"\x00<"):
-        raise FileRefused("ENCODING", "the file is UTF-16; files must be UTF-8")
-    if head.startswith(BINARY_MAGIC) or b"\x00" in head:
-        raise FileRefused(
-            "NOT_TEXT", "the file is binary or compressed; send the XML file itself, uncompressed"
-        )
-    head = head.removeprefix(b"\xef\xbb\xbf")
+    head = read_head(path, 4096, "XML file").removeprefix(UTF8_BOM)
     declared = _XML_DECL.match(head)
     if declared and declared.group(1).decode().lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise FileRefused(
