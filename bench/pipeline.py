@@ -124,7 +124,7 @@ def contracts_alone(path: str, settings: Settings, feed: str, account: str, dsn:
     per process), then a fresh one checks every chunk and the file."""
     import psycopg2
 
-    from edihub.contracts.engine import DataContract
+    from edihub.contracts.engine import DataContract, FileCheck
     from edihub.formats.contract import feed_formats
     from edihub.formats.readers import open_reader
     from edihub.validation import DatabaseLookup, _file_check
@@ -136,7 +136,7 @@ def contracts_alone(path: str, settings: Settings, feed: str, account: str, dsn:
     conn = psycopg2.connect(dsn)
     try:
 
-        def check() -> Any:
+        def check() -> FileCheck:
             return _file_check(fmt, contract, account, DatabaseLookup(conn), settings)
 
         check().check_chunk(chunks[0])
@@ -268,13 +268,13 @@ def ingest(dsn: str, settings: Settings, path: str) -> Result:
     return outcome
 
 
-def _ingest(dsn: str, settings: Settings, path: Path) -> None:
-    isolated(ingest, dsn, settings, str(path))  # keeps this process, the children's parent, small
-
-
 def seed_registry(
     dsn: str, settings: Settings, folder: Path, made: dict[str, Result], families: list[str]
 ) -> None:
+    """What the pharmacy and FSE contracts look up: practitioners, the FSE file's cards, and
+    the insured when the CSV feed (whose file they are) is not measured. Each snapshot is
+    ingested in a child process, so that this one, the parent of every measured process,
+    stays small."""
     from edihub.demo import PRACTITIONERS, SPECIALTIES
     from edihub.registry_writer import write_snapshot
 
@@ -289,15 +289,15 @@ def seed_registry(
         }
         for pid, kind, name in PRACTITIONERS
     ]
-    _ingest(dsn, settings, write_snapshot(seed, "practitioner", DAY, practitioners))
+    isolated(ingest, dsn, settings, str(write_snapshot(seed, "practitioner", DAY, practitioners)))
     if "xml" in families:
         say("registry seed: the FSE file's cards")
         cards = isolated(cards_of, made["xml"]["path"], str(seed))
         say(f"  {cards['records']:,} cards")
-        _ingest(dsn, settings, Path(cards["path"]))
+        isolated(ingest, dsn, settings, cards["path"])
     if "csv" not in families and {"xml", "fixed_width"} & set(families):
         say("registry seed: the insured (the CSV feed's file, which is not measured)")
-        _ingest(dsn, settings, Path(made["csv"]["path"]))
+        isolated(ingest, dsn, settings, made["csv"]["path"])
 
 
 def sftp_server(folder: Path, partners: list[str]) -> tuple[Any, dict[str, dict[str, Any]]]:
@@ -508,11 +508,6 @@ def run_feed(
         f"{feed}: the hub's collect steps", hub_collect, ctx["endpoints"][HUB], dsn, settings, feed
     )
     summary = hub["summary"]
-    if summary["state"] != "loaded" or summary["records_loaded"] != n:
-        report.notes.append(
-            f"{feed}: the hub's file ended {summary['state']} with "
-            f"{summary['records_loaded']} of {n} records loaded"
-        )
     tables = loaded_tables(feed, document)
     exported = export_rows(dsn, tables, int(summary["id"]), folder)
     same_shaped(dsn, [t for t, _ in tables])
@@ -526,8 +521,8 @@ def run_feed(
     label = f"{feed}: hub end to end (SFTP -> contracts -> COPY -> commit -> ack)"
     hub_rows(report, family, label, hub, size, copy)
     report.notes.append(
-        f"{feed}: the hub's file ended {summary['state']}; the contracts alone found "
-        f"{contract['violations']} violations"
+        f"{feed}: the hub's file ended {summary['state']}, {summary['records_loaded']:,} of "
+        f"{n:,} records loaded; the contracts alone found {contract['violations']} violations"
     )
     report.add(family, f"bare COPY of the same {rows:,} rows", copy, size)
     report.add(family, "contracts alone (FileCheck, pre-parsed)", contract, size, copy)
