@@ -7,13 +7,16 @@ integration tests run the same rules against PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from edihub.config import Settings
+from edihub.contracts.engine import SeenValues
 from edihub.fse_writer import Act
 from edihub.validation import check_file
 from tests.fixtures.fse import KNOWN_INSURED, PRACTITIONER, fse_file, sheet
@@ -186,3 +189,19 @@ def test_a_misspelt_expectation_type_is_refused(tmp_path: Path) -> None:
     (folder / "act.json").write_text(json.dumps(suite))
     with pytest.raises(ValueError, match="unknown expectation type"):
         validate_frame(DataContract.load(folder), "act", pd.DataFrame({"amount": [1]}), {})
+
+
+@pytest.mark.parametrize("kind", ["text", "int"])
+def test_seen_values_agree_with_a_set_over_many_chunks(kind: str) -> None:
+    """The compact store of earlier chunks' ids gives a Python set's answers, run merges
+    included (chunks of varying size, ids coming back from any earlier chunk)."""
+    rng = random.Random(7)
+    seen, reference = SeenValues(), set()
+    for size in [rng.randint(0, 300) for _ in range(60)]:
+        ids = sorted({rng.randrange(5_000) for _ in range(size)})
+        values = pa.array([f"K{i}/0" for i in ids] if kind == "text" else ids)
+        keys = SeenValues.keys(values)
+        before = seen.contains(keys)
+        assert before.tolist() == [v in reference for v in values.to_pylist()]
+        seen.add(keys[~before])
+        reference.update(values.to_pylist())
