@@ -78,7 +78,10 @@ def record(cur: Any, fmt: FormatContract, file_id: int, header: dict[str, str]) 
         ).format(current=current),
         params,
     )
-    # ...and open a version for each row that has none open (new, or changed).
+    # ...and open a version for each row that has none open (new, or changed). In key order:
+    # both indexes lead with the key, and rows inserted in random key order scatter the index
+    # writes over pages that no longer fit in memory (1.7 times slower for a 1 M-row
+    # snapshot, far worse for 17.5 M).
     cur.execute(
         sql.SQL(
             "WITH current AS ({current}) INSERT INTO edi.registry_history"
@@ -86,6 +89,7 @@ def record(cur: Any, fmt: FormatContract, file_id: int, header: dict[str, str]) 
             " SELECT %(document)s, c.key, %(day)s, c.row, %(file_id)s FROM current c"
             " WHERE NOT EXISTS (SELECT 1 FROM edi.registry_history h"
             " WHERE h.document = %(document)s AND h.key = c.key AND h.valid_to IS NULL)"
+            " ORDER BY c.key"
         ).format(current=current),
         params,
     )
