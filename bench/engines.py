@@ -7,7 +7,7 @@ For each format family a file of N records is written with the project's own wri
 (deterministic: fixed seeds and dates), then read by the hub's engine, as the hub calls it
 (``edihub.formats.readers.open_reader``, every chunk pulled), and by the bare library call
 the engine is built on. Every measurement runs in a fresh interpreter (multiprocessing
-"spawn"), so its peak RSS (``resource.getrusage``) is its own; files are in the page cache
+"spawn"), so its peak RSS (VmHWM) is its own; files are in the page cache
 by then. Then ``edihub.validation.check_file`` (format + data contract, offline: lookup=None)
 on M records of each family, and the load of the CSV's rows into an embedded PostgreSQL
 started in a temporary folder: the hub's ``collect._copy_parquet`` against a bare
@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import platform
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -480,9 +479,17 @@ def load_bare(dsn: str, copy_text: str) -> Result:
 # ---------------------------------------------------------------- running
 
 
+def vm_hwm_mb() -> float:
+    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries the parent's
+    high-water mark across fork and exec, so a spawned child reports at least its parent's."""
+    with open("/proc/self/status") as status:
+        line = next(ln for ln in status if ln.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
 def _child(target: Callable[..., Result], args: tuple[Any, ...]) -> Result:
     result = target(*args)
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_mb"] = vm_hwm_mb()
     return result
 
 

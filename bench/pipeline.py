@@ -47,7 +47,17 @@ from pathlib import Path
 from typing import Any
 
 import engines
-from engines import CHUNK, DAY, PHARMACY, PRACTITIONER, REGISTRY_SENDER, Report, Result, isolated
+from engines import (
+    CHUNK,
+    DAY,
+    PHARMACY,
+    PRACTITIONER,
+    REGISTRY_SENDER,
+    Report,
+    Result,
+    isolated,
+    vm_hwm_mb,
+)
 
 from edihub.config import REPO_ROOT, Settings
 
@@ -64,21 +74,6 @@ say = engines._say
 
 
 # ---------------------------------------------------------------- in a fresh process each
-
-
-def vm_hwm_mb() -> float:
-    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries the parent's
-    high-water mark across fork and exec, so a spawned child reports at least its parent's."""
-    with open("/proc/self/status") as status:
-        line = next(ln for ln in status if ln.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
-
-
-def peak_of(target: Any, *args: Any) -> Result:
-    """``target(*args)`` and its process's VmHWM (run through engines.isolated)."""
-    result: Result = target(*args)
-    result["hwm_mb"] = vm_hwm_mb()
-    return result
 
 
 def _mark(steps: dict[str, Result], step: str, wall: float, cpu: float) -> tuple[float, float]:
@@ -445,8 +440,7 @@ def dlt_load(dsn: str, dataset: str, mode: str, files: dict[str, str], folder: P
 
 def _measure(label: str, target: Any, *args: Any) -> Result:
     say(f"{label} ...")
-    result = isolated(peak_of, target, *args)
-    result["rss_mb"] = result.pop("hwm_mb")  # see vm_hwm_mb
+    result = isolated(target, *args)
     say(
         f"  {result['seconds']:.2f} s, {result['rss_mb']:,.0f} MB RSS, "
         f"load average {os.getloadavg()[0]:.2f}"
