@@ -7,7 +7,8 @@ from pathlib import Path
 
 from edihub.formats.errors import FileRefused
 
-# gzip, zip, bzip2, xz, zstd: the hub never inflates a file, it refuses it.
+# gzip, zip, bzip2, xz, zstd: the hub never inflates a file (libxml2 would inflate some of
+# these itself, bombs included), it refuses it.
 BINARY_MAGIC = (b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")

@@ -46,7 +46,6 @@ ARROW_TYPES = {
 }
 # Schema errors are located by a second, whole-tree validation up to this size.
 LOCATE_LIMIT = 32 * 1024 * 1024
-# gzip, zip, bzip2, xz, zstd: libxml2 would inflate some of these itself, bombs included.
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 PARSER_OPTIONS: dict[str, Any] = {
     "resolve_entities": False,
