@@ -270,21 +270,12 @@ def seed_registry(
     the insured when the CSV feed (whose file they are) is not measured. Each snapshot is
     ingested in a child process, so that this one, the parent of every measured process,
     stays small."""
-    from edihub.demo import PRACTITIONERS, SPECIALTIES
+    from edihub.demo import practitioner_rows
     from edihub.registry_writer import write_snapshot
 
     seed = folder / "registry-seed"
-    practitioners = [
-        {
-            "practitioner_id": pid,
-            "kind": kind,
-            "specialty": SPECIALTIES.get(pid),
-            "name": name,
-            "fse_start_date": dt.date(2015, 6, 1),
-        }
-        for pid, kind, name in PRACTITIONERS
-    ]
-    isolated(ingest, dsn, settings, str(write_snapshot(seed, "practitioner", DAY, practitioners)))
+    practitioners = write_snapshot(seed, "practitioner", DAY, practitioner_rows())
+    isolated(ingest, dsn, settings, str(practitioners))
     if "xml" in families:
         say("registry seed: the FSE file's cards")
         cards = isolated(cards_of, made["xml"]["path"], str(seed))

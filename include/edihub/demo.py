@@ -141,6 +141,20 @@ def insured_row(rng: random.Random, number: str, rank: int, day: dt.date) -> dic
     }
 
 
+def practitioner_rows() -> list[dict[str, Any]]:
+    """The demo practitioners' registry rows (the benchmark seeds its registry with them too)."""
+    return [
+        {
+            "practitioner_id": pid,
+            "kind": kind,
+            "specialty": SPECIALTIES.get(pid),
+            "name": name,
+            "fse_start_date": dt.date(2015, 6, 1),
+        }
+        for pid, kind, name in PRACTITIONERS
+    ]
+
+
 def _registry(
     rng: random.Random, out_dir: Path, insured: list[tuple[str, int]], today: dt.date
 ) -> list[Path]:
@@ -155,16 +169,6 @@ def _registry(
             "valid_from": dt.date(2015, 1, 1),
         }
         for number, rank in insured
-    ]
-    practitioners = [
-        {
-            "practitioner_id": pid,
-            "kind": kind,
-            "specialty": SPECIALTIES.get(pid),
-            "name": name,
-            "fse_start_date": dt.date(2015, 6, 1),
-        }
-        for pid, kind, name in PRACTITIONERS
     ]
     pharmacies = [
         {
@@ -201,7 +205,7 @@ def _registry(
     return [
         write_snapshot(folder, "insured", day, people),
         write_snapshot(folder, "card", day, cards),
-        write_snapshot(folder, "practitioner", day, practitioners),
+        write_snapshot(folder, "practitioner", day, practitioner_rows()),
         write_snapshot(folder, "pharmacy", day, pharmacies),
         write_snapshot(folder, "employer", day, employers),
         write_snapshot(folder, "insurer", day, insurers),
