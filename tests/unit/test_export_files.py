@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from lxml import etree
 
@@ -66,7 +67,7 @@ def _lxml_reference(contract: files.ExportContract, rows: list[dict[str, Any]]) 
 def test_xml_is_byte_for_byte_what_lxml_writes(count: int) -> None:
     contract = files.export_contract()
     rows = [_row(i) for i in range(count)]
-    data = files.render(contract, HEADER, rows)
+    data = files.render(contract, HEADER, pa.Table.from_pylist(rows, schema=contract.schema))
     assert data == _lxml_reference(contract, rows)
     parsed = etree.fromstring(data)
     found = [line.findtext(f"{{{contract.namespace}}}member_number") for line in parsed]
@@ -74,6 +75,7 @@ def test_xml_is_byte_for_byte_what_lxml_writes(count: int) -> None:
 
 
 def test_a_line_the_xsd_refuses_never_leaves() -> None:
+    contract = files.export_contract()
     rows = [_row(1), _row(2) | {"member_number": ""}]
     with pytest.raises(etree.DocumentInvalid, match=r"member_number.*minLength"):
-        files.render(files.export_contract(), HEADER, rows)
+        files.render(contract, HEADER, pa.Table.from_pylist(rows, schema=contract.schema))

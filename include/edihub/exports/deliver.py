@@ -142,5 +142,5 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
         )
         conn.commit()
     log.info("export %s of %s for %s: %d rows, %s", planned.sequence, insurer_id, day,
-             len(rows), "published" if uploaded else "already on the server")  # fmt: skip
-    return Published(insurer_id, day, planned.sequence, path, len(rows), sha256, uploaded)
+             rows.num_rows, "published" if uploaded else "already on the server")  # fmt: skip
+    return Published(insurer_id, day, planned.sequence, path, rows.num_rows, sha256, uploaded)

@@ -76,12 +76,8 @@ class Header:
     fmt: str
 
 
-def render(contract: ExportContract, header: Header, rows: list[dict[str, Any]]) -> bytes:
-    # Column by column: three times faster than Table.from_pylist on a day's rows.
-    schema = contract.schema
-    table = pa.table(
-        {f.name: pa.array([r[f.name] for r in rows], type=f.type) for f in schema}, schema=schema
-    )
+def render(contract: ExportContract, header: Header, table: pa.Table) -> bytes:
+    """The file's bytes in the insurer's format, from its rows (``ledger.rows``)."""
     if header.fmt == "csv":
         buf = io.BytesIO()
         pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=True, quoting_style="needed"))
@@ -139,28 +135,23 @@ def _xml(contract: ExportContract, header: Header, table: pa.Table) -> bytes:
     return data
 
 
-def manifest(
-    header: Header,
-    file_name: str,
-    data: bytes,
-    rows: list[dict[str, Any]],
-) -> bytes:
+def manifest(header: Header, file_name: str, data: bytes, table: pa.Table) -> bytes:
     """The manifest beside the file: what an insurer checks before taking the file in."""
-    issued = sorted(r["issued_on"] for r in rows)
+    first_issued = pc.min(table["issued_on"]).as_py() or header.export_day
     document = {
         "format_version": VERSION,
         "insurer_id": header.insurer_id,
         "sequence": header.sequence,
         "export_day": header.export_day.isoformat(),
         "period": {
-            "issued_from": (issued[0] if issued else header.export_day).isoformat(),
+            "issued_from": first_issued.isoformat(),
             "issued_to": header.export_day.isoformat(),
         },
         "file": file_name,
         "format": header.fmt,
-        "row_count": len(rows),
+        "row_count": table.num_rows,
         "totals_cents": {
-            name: sum(r[f"{name}_cents"] for r in rows)
+            name: int(pc.sum(table[f"{name}_cents"]).as_py() or 0)
             for name in ("billed", "reimbursed", "patient_share")
         },
         "sha256": hashlib.sha256(data).hexdigest(),
