@@ -57,19 +57,19 @@ ALL_PHASES = ("csv", "fixed_width", "xml", "contract", "load")
 Result = dict[str, Any]
 
 
-def _formats(feed: str) -> list[FormatContract]:
+def formats_of(feed: str) -> list[FormatContract]:
     """Version 1 of ``feed`` only: the benchmark measures v1, whatever else the tree holds."""
     return load_formats(Settings.from_env().formats_dir / feed / "v1")
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------- test data
 
 
-def _registration(i: int) -> tuple[str, int]:
+def registration(i: int) -> tuple[str, int]:
     """A unique (registration number, beneficiary rank) for record i: 6 digits, ranks 0-3."""
     q, r = divmod(i, 4)
     return str(100_000 + q % 900_000), r + 4 * (q // 900_000)
@@ -80,7 +80,7 @@ def _insured_rows(n: int) -> Iterator[dict[str, Any]]:
 
     rng = random.Random(f"insured-{SEED}")
     for i in range(n):
-        yield insured_row(rng, *_registration(i), DAY)
+        yield insured_row(rng, *registration(i), DAY)
 
 
 def gen_csv(folder: str, n: int) -> Result:
@@ -100,7 +100,7 @@ def gen_fixed_width(folder: str, n: int) -> Result:
     prescribers = [p for p, kind, _ in PRACTITIONERS if kind != "dentist"]
     invoices = []
     for i in range(1, n + 1):
-        number, rank = _registration(rng.randrange(max(n, 1)))
+        number, rank = registration(rng.randrange(max(n, 1)))
         lines = [
             Line(code, rng.choice([1, 1, 1, 2, 3]), price, category)
             for code, _, price, category in rng.sample(PRODUCTS, rng.randint(1, 4))
@@ -134,7 +134,7 @@ def gen_xml(folder: str, n: int) -> Result:
     def sheets() -> Iterator[CareSheet]:
         nonlocal children
         for i in range(1, n + 1):
-            number, rank = _registration(rng.randrange(max(n, 1)))
+            number, rank = registration(rng.randrange(max(n, 1)))
             acts = [
                 Act(code, rng.randint(1, 2), fee)
                 for code, fee in rng.sample(ACTS, rng.randint(1, 3))
@@ -185,7 +185,7 @@ def _engine(path: str, feed: str) -> Result:
     from edihub.formats.readers import open_reader
 
     file = Path(path)
-    contracts = _formats(feed)
+    contracts = formats_of(feed)
 
     def work() -> tuple[int, int]:
         records = children = 0
@@ -209,7 +209,7 @@ def csv_bare(path: str) -> Result:
 
 def csv_stream(path: str) -> Result:
     """What CsvFile asks of pyarrow before converting anything: open_csv, its options, bytes."""
-    fmt = next(f for f in _formats("registry") if f.document == "insured")
+    fmt = next(f for f in formats_of("registry") if f.document == "insured")
     names = [f.name for f in fmt.record.fields]
 
     def work() -> tuple[int, int]:
@@ -259,7 +259,7 @@ def xml_bare(path: str) -> Result:
     (and the sheets before it dropped, as XmlFile does), nothing extracted."""
     from lxml import etree
 
-    fmt = _formats("fse")[0]
+    fmt = formats_of("fse")[0]
     schema = etree.XMLSchema(etree.parse(str(fmt.schema_path)))
     tag = f"{{{fmt.namespace}}}{fmt.record.element}"
 
@@ -314,16 +314,16 @@ def contract_alone(path: str, feed: str, account: str, engine: str) -> Result:
 
     from edihub.contracts.engine import DataContract
     from edihub.formats.readers import open_reader
-    from edihub.validation import _file_check
+    from edihub.validation import make_file_check
 
     settings = Settings.from_env()
     file = Path(path)
-    fmt, reader = open_reader(file, file.name, _formats(feed), CHUNK)
+    fmt, reader = open_reader(file, file.name, formats_of(feed), CHUNK)
     chunks = list(reader)
     contract = DataContract.load(fmt.contract_dir(settings.contracts_dir))
 
     def check() -> Any:
-        made = _file_check(fmt, contract, account, None, settings)
+        made = make_file_check(fmt, contract, account, None, settings)
         return dataclasses.replace(made, engine=engine)
 
     check().check_chunk(chunks[0])
@@ -357,7 +357,7 @@ def load_prepare(csv_path: str, dsn: str, folder: str) -> Result:
     from edihub.validation import StagingSink
 
     file = Path(csv_path)
-    fmt, reader = open_reader(file, file.name, _formats("registry"), CHUNK)
+    fmt, reader = open_reader(file, file.name, formats_of("registry"), CHUNK)
     sink = StagingSink(Path(folder) / "staging")
     for chunk in reader:
         sink.write(chunk.records, chunk.children, set())
@@ -423,7 +423,7 @@ def load_hub(dsn: str, staging: str, file_id: int) -> Result:
 
     from edihub.collect import _copy_parquet
 
-    fmt = next(f for f in _formats("registry") if f.document == "insured")
+    fmt = next(f for f in formats_of("registry") if f.document == "insured")
     table = f"{fmt.feed}_{fmt.record.table}"
     conn = psycopg2.connect(dsn)
     try:
@@ -452,7 +452,7 @@ def load_bare(dsn: str, copy_text: str) -> Result:
     """One COPY ... FROM STDIN (FORMAT csv) of the same CSV text into a same-shaped table."""
     import psycopg2
 
-    fmt = next(f for f in _formats("registry") if f.document == "insured")
+    fmt = next(f for f in formats_of("registry") if f.document == "insured")
     columns = ", ".join(record_columns(fmt))
     conn = psycopg2.connect(dsn)
     try:
@@ -565,23 +565,23 @@ class Report:
 _GENERATED: dict[tuple[str, int], Result] = {}
 
 
-def _generate(family: str, folder: Path, n: int) -> Result:
+def generate(family: str, folder: Path, n: int) -> Result:
     """The file of ``n`` records of ``family``, written once per run."""
     if (family, n) not in _GENERATED:
-        _say(f"generate {family}: {n:,} records")
+        say(f"generate {family}: {n:,} records")
         wall = time.perf_counter()
         target = folder / f"{family}_{n}"
         target.mkdir(parents=True, exist_ok=True)
         made = isolated(GENERATORS[family], str(target), n)
-        _say(f"  {made['bytes'] / 1e6:,.1f} MB in {time.perf_counter() - wall:.1f} s")
+        say(f"  {made['bytes'] / 1e6:,.1f} MB in {time.perf_counter() - wall:.1f} s")
         _GENERATED[family, n] = made
     return _GENERATED[family, n]
 
 
 def _measure(label: str, repeat: int, target: Callable[..., Result], *args: Any) -> Result:
-    _say(f"{label} ...")
+    say(f"{label} ...")
     result = best_of(repeat, target, *args)
-    _say(
+    say(
         f"  {result['seconds']:.2f} s (runs {result['runs']}), {result['rss_mb']:,.0f} MB RSS, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
@@ -615,7 +615,7 @@ def _engines(
     }
     per_record: dict[str, float] = {}
     for family in families:
-        made = _generate(family, folder, n)
+        made = generate(family, folder, n)
         path, size = made["path"], int(made["bytes"])
         label, engine, baselines = plans[family]
         measured = [
@@ -653,8 +653,8 @@ def _contract(
         "xml": ("fse", PRACTITIONER),
     }
     for family, (feed, account) in feeds.items():
-        made = _generate(family, folder, m)
-        warm = _generate(family, folder, 2_000)
+        made = generate(family, folder, m)
+        warm = generate(family, folder, 2_000)
         result = _measure(
             f"contract: check_file {feed} ({m:,} records)",
             repeat,
@@ -718,8 +718,8 @@ def _load(report: Report, folder: Path, n: int, repeat: int) -> float:
     from edihub.load.db import migrate
     from edihub.stack.postgres import EmbeddedPostgres, ensure_database, with_database
 
-    made = _generate("csv", folder, n)
-    _say("load: start an embedded PostgreSQL and migrate it")
+    made = generate("csv", folder, n)
+    say("load: start an embedded PostgreSQL and migrate it")
     pg_folder = Path(tempfile.mkdtemp(prefix="edihub-bench-pg-"))
     server = EmbeddedPostgres(pg_folder / "data")
     server.start()
@@ -727,7 +727,7 @@ def _load(report: Report, folder: Path, n: int, repeat: int) -> float:
         ensure_database(server.url(), "bench")
         dsn = with_database(server.url(), "bench")
         migrate(dsn)
-        _say("load: staging Parquet, inbound_file row, same-shaped table, COPY text")
+        say("load: staging Parquet, inbound_file row, same-shaped table, COPY text")
         prep = isolated(load_prepare, made["path"], dsn, str(folder / f"load_{n}"))
         size = int(prep["bytes"])
         bare = _measure("load: bare COPY FROM STDIN", repeat, load_bare, dsn, prep["copy_text"])
@@ -748,7 +748,7 @@ def _load(report: Report, folder: Path, n: int, repeat: int) -> float:
         )
         return float(bare["seconds"]) / n
     finally:
-        _say("load: stop PostgreSQL")
+        say("load: stop PostgreSQL")
         server.stop()
         shutil.rmtree(pg_folder, ignore_errors=True)
 
@@ -806,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{alone['registry'] * 1e6:,.1f} s per M rows, the bare COPY of the same rows "
                     f"{copy * 1e6:,.1f} s per M rows ({alone['registry'] / copy:.2f}x)"
                 )
-        _say(f"done in {time.perf_counter() - started:.0f} s")
+        say(f"done in {time.perf_counter() - started:.0f} s")
     report.notes.append(f"load average {os.getloadavg()[0]:.2f} at the end")
     report.print()
     return 0

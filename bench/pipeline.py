@@ -56,6 +56,7 @@ from engines import (
     Report,
     Result,
     isolated,
+    say,
     vm_hwm_mb,
 )
 
@@ -70,7 +71,6 @@ HUB = "edihub"
 DLT_VENV = REPO_ROOT / ".bench" / "dlt-venv"
 DLT_REQUIREMENT = "dlt[postgres]==1.31.0"
 STEPS = ("fetch", "parse+contracts", "COPY+commit", "archive+ack")
-say = engines._say
 
 
 # ---------------------------------------------------------------- in a fresh process each
@@ -122,7 +122,7 @@ def contracts_alone(path: str, settings: Settings, feed: str, account: str, dsn:
     from edihub.contracts.engine import DataContract, FileCheck
     from edihub.formats.contract import feed_formats
     from edihub.formats.readers import open_reader
-    from edihub.validation import DatabaseLookup, _file_check
+    from edihub.validation import DatabaseLookup, make_file_check
 
     file = Path(path)
     fmt, reader = open_reader(file, file.name, feed_formats(settings.formats_dir, feed), CHUNK)
@@ -132,7 +132,7 @@ def contracts_alone(path: str, settings: Settings, feed: str, account: str, dsn:
     try:
 
         def check() -> FileCheck:
-            return _file_check(fmt, contract, account, DatabaseLookup(conn), settings)
+            return make_file_check(fmt, contract, account, DatabaseLookup(conn), settings)
 
         check().check_chunk(chunks[0])
         wall, cpu = time.perf_counter(), time.process_time()
@@ -189,7 +189,7 @@ def cards_of(xml_path: str, folder: str) -> Result:
     from edihub.registry_writer import write_snapshot
 
     file = Path(xml_path)
-    _fmt, reader = open_reader(file, file.name, engines._formats("fse"), CHUNK)
+    _fmt, reader = open_reader(file, file.name, engines.formats_of("fse"), CHUNK)
     cards: set[tuple[str, int, str]] = set()
     for chunk in reader:
         cols = [
@@ -232,7 +232,7 @@ def gen_big_csv(folder: str, size: int) -> Result:
 
 
 def _ids(i: int) -> tuple[bytes, int]:
-    number, rank = engines._registration(i)
+    number, rank = engines.registration(i)
     return number.encode(), rank
 
 
@@ -326,7 +326,7 @@ def loaded_tables(feed: str, document: str | None) -> list[tuple[str, list[str]]
     fills them."""
     from edihub.collect import record_columns
 
-    fmt = next(f for f in engines._formats(feed) if (f.document or None) == document)
+    fmt = next(f for f in engines.formats_of(feed) if (f.document or None) == document)
     tables = [(f"{fmt.feed}_{fmt.record.table}", record_columns(fmt))]
     if fmt.record.children:
         children = fmt.record.children
@@ -619,9 +619,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edihub-bench-pipeline-") as temp:
         folder = args.workdir or Path(temp)
         folder.mkdir(parents=True, exist_ok=True)
-        made = {f: engines._generate(f, folder, n) for f in families}
+        made = {f: engines.generate(f, folder, n) for f in families}
         if {"xml", "fixed_width"} & set(families) and "csv" not in made:
-            made["csv"] = engines._generate("csv", folder, n)
+            made["csv"] = engines.generate("csv", folder, n)
         say("start an embedded PostgreSQL and migrate it; start the SFTP server")
         pg = EmbeddedPostgres(folder / "pg")
         pg.start()

@@ -176,7 +176,7 @@ def check_file(
                 raise
             raise _wrong_folder(path, name, settings, feed) or refused from None
         contract = DataContract.load(fmt.contract_dir(settings.contracts_dir))
-        check = _file_check(fmt, contract, account, lookup, settings)
+        check = make_file_check(fmt, contract, account, lookup, settings)
         rejected_records = 0
         for chunk in reader:
             if account is None:  # a partner checking its own file: it is the sender it names
@@ -265,13 +265,15 @@ def _wrong_folder(path: Path, name: str, settings: Settings, feed: str) -> FileR
     return None
 
 
-def _file_check(
+def make_file_check(
     fmt: FormatContract,
     contract: DataContract,
     account: str | None,
     lookup: Lookup | None,
     settings: Settings,
 ) -> FileCheck:
+    """The data-contract check of one file of format ``fmt`` (check_file's, and the
+    benchmarks' and tests' that run the contract on chunks of their own)."""
     record, children = fmt.record, fmt.record.children
     # Amount columns, shown in euros in error values: cents fields, and sums of cents fields.
     cents = {

@@ -45,7 +45,7 @@ from edihub.contracts.engine import (
 from edihub.feeds import FEEDS
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.formats.xml_engine import ARROW_TYPES, Chunk
-from edihub.validation import _file_check
+from edihub.validation import make_file_check
 from tests.fixtures.lookup import DictLookup
 
 SETTINGS = Settings.from_env()
@@ -312,7 +312,7 @@ class Case:
         return self.fmt.record.table
 
     def check(self, engine: str, lookup: DictLookup | None) -> FileCheck:
-        check = _file_check(self.fmt, self.contract, ACCOUNT, lookup, SETTINGS)
+        check = make_file_check(self.fmt, self.contract, ACCOUNT, lookup, SETTINGS)
         return dataclasses.replace(check, today=TODAY, engine=engine)
 
     def columns(self, table: str) -> dict[str, str]:

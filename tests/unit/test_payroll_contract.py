@@ -22,7 +22,7 @@ from edihub.contracts.engine import DataContract
 from edihub.formats.contract import feed_formats
 from edihub.formats.xml_engine import Chunk
 from edihub.payroll_writer import write_payroll_file
-from edihub.validation import _file_check, check_file
+from edihub.validation import check_file, make_file_check
 from tests.fixtures.lookup import DictLookup
 from tests.fixtures.payroll import (
     EMPLOYER,
@@ -128,7 +128,7 @@ def test_exactly_one_of_gross_and_net_is_a_contract_rule_too() -> None:
     """The XSD's choice already enforces it; the data contract says it again (PAY-R03)."""
     fmt = feed_formats(SETTINGS.formats_dir, "payroll")[0]
     contract = DataContract.load(SETTINGS.contracts_dir / "payroll" / "v1")
-    check = _file_check(fmt, contract, EMPLOYER, lookup, SETTINGS)
+    check = make_file_check(fmt, contract, EMPLOYER, lookup, SETTINGS)
     base = {
         "last_name": "X",
         "first_name": "Y",
