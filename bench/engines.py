@@ -40,6 +40,7 @@ from edihub.collect import copy_rows, record_columns
 from edihub.config import Settings
 from edihub.formats.contract import FormatContract, load_formats
 from edihub.formats.xml_engine import PARSER_OPTIONS
+from edihub.load.snapshots import SINCE
 
 CHUNK = 50_000  # check_file's default chunk size: what the hub's validate step uses
 SEED = 2016
@@ -387,7 +388,7 @@ def load_prepare(csv_path: str, dsn: str, folder: str) -> Result:
     rows = copy_rows(
         pq.read_table(staging),
         record_columns(fmt),
-        {"file_id": file_id, "sender": REGISTRY_SENDER},
+        {"file_id": file_id, "sender": REGISTRY_SENDER, SINCE: DAY},
     )
     n = rows.num_rows
     text = Path(folder) / "copy.csv"
@@ -420,6 +421,7 @@ def _count(conn: Any, table: str) -> int:
 def load_hub(dsn: str, staging: str, file_id: int) -> Result:
     """collect._copy_parquet, as collect.load calls it for a record table, then COMMIT."""
     import psycopg2
+    from psycopg2 import sql
 
     from edihub.collect import _copy_parquet
 
@@ -434,9 +436,9 @@ def load_hub(dsn: str, staging: str, file_id: int) -> Result:
                 rows = _copy_parquet(
                     cur,
                     Path(staging),
-                    table,
+                    sql.Identifier("edi", table),
                     record_columns(fmt),
-                    {"file_id": file_id, "sender": REGISTRY_SENDER},
+                    {"file_id": file_id, "sender": REGISTRY_SENDER, SINCE: DAY},
                 )
             conn.commit()
             return rows, 0

@@ -66,8 +66,8 @@ def seed_day(dsn: str, lines: int) -> None:
                 cur.execute(
                     "INSERT INTO edi.registry_insurer (file_id, sender, record_no, insurer_id,"
                     " name, convention_signed_on, status, sftp_account, export_format,"
-                    " export_time) VALUES (%s, 'csm-core', %s, %s, %s, '2015-01-01', 'active',"
-                    " %s, %s, '06:00')",
+                    " export_time, unchanged_since) VALUES (%s, 'csm-core', %s, %s, %s,"
+                    " '2015-01-01', 'active', %s, %s, '06:00', '2015-01-01')",
                     (file_id, n + 1, iid, f"Mutuelle {iid}", account, fmt),
                 )
             _say(f"seed: {statements:,} statements")

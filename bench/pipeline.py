@@ -23,8 +23,11 @@ process (engines.isolated: its peak RSS is its own), in this order:
 
 The registry the pharmacy and FSE contracts look up (insured, practitioners, FSE cards) is
 loaded first through ``collect.ingest_local``, untimed; the insured are the CSV feed's file
-when it runs (first). Last, the RSS of the hub's collect of a registry CSV of ``--big-mb`` MB
-(2 GB for 1 M records, scaled with N otherwise), made by repeating a block with fresh ids.
+when it runs (first). The CSV feed then loads the next day's snapshot of its document (1 % of
+the rows changed, 0.5 % dropped, 0.5 % new), the registry's daily case, merged into the rows
+of the first, against a bare COPY of all its rows. Last, the RSS of the hub's collect of a
+registry CSV of ``--big-mb`` MB (2 GB for 1 M records, scaled with N otherwise), made by
+repeating a block with fresh ids.
 
 The table goes to stdout in Markdown, then each target of issue 6 with PASS or MISS; progress
 to stderr. Nothing is asserted.
@@ -71,6 +74,7 @@ HUB = "edihub"
 DLT_VENV = REPO_ROOT / ".bench" / "dlt-venv"
 DLT_REQUIREMENT = "dlt[postgres]==1.31.0"
 STEPS = ("fetch", "parse+contracts", "COPY+commit", "archive+ack")
+NEXT_DAY = DAY + dt.timedelta(days=1)  # the CSV feed's second snapshot
 
 
 # ---------------------------------------------------------------- in a fresh process each
@@ -210,15 +214,45 @@ def cards_of(xml_path: str, folder: str) -> Result:
     return {"path": str(path), "records": len(cards)}
 
 
+def gen_next_snapshot(path: str, folder: str) -> Result:
+    """The CSV feed's insured snapshot as the core systems send it the next day: of every
+    1,000 rows, 10 changed (a new last name) and 5 dropped, and 5 new rows per 1,000 added at
+    the end (fresh registration numbers and ranks, the rest copied from a dropped row)."""
+    head, *lines = Path(path).read_bytes().splitlines()
+    kept: list[bytes] = []
+    dropped: list[bytes] = []
+    changed = 0
+    for i, line in enumerate(lines):
+        if i % 1000 < 5:
+            dropped.append(line.split(b",", 2)[2])
+        elif i % 1000 < 15:
+            number, rank, tail = line.split(b",", 2)
+            kept.append(b"%s,%s,CHANGED%s" % (number, rank, tail))
+            changed += 1
+        else:
+            kept.append(line)
+    kept += [b"%s,%d,%s" % (*_ids(len(lines) + j), tail) for j, tail in enumerate(dropped)]
+    out = Path(folder) / Path(path).name.replace(f"{DAY:%Y%m%d}", f"{NEXT_DAY:%Y%m%d}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"\n".join([head, *kept]) + b"\n")
+    return {
+        "path": str(out),
+        "records": len(kept),
+        "bytes": out.stat().st_size,
+        "changed": changed,
+        "dropped": len(dropped),
+    }
+
+
 def gen_big_csv(folder: str, size: int) -> Result:
-    """A registry insured snapshot (the day after DAY) of about ``size`` bytes: one block of
+    """A registry insured snapshot (two days after DAY) of about ``size`` bytes: one block of
     100,000 rows from gen_csv, repeated with fresh registration numbers and ranks (the rest of
     each row is the block's), so that gigabytes take seconds to write."""
     block = engines.gen_csv(str(Path(folder) / "block"), 100_000)
     head, *lines = Path(block["path"]).read_bytes().splitlines()
     tails = [line.split(b",", 2)[2] for line in lines]
     path = Path(folder) / Path(block["path"]).name.replace(
-        f"{DAY:%Y%m%d}", f"{DAY + dt.timedelta(days=1):%Y%m%d}"
+        f"{DAY:%Y%m%d}", f"{NEXT_DAY + dt.timedelta(days=1):%Y%m%d}"
     )
     written = n = 0
     with path.open("wb") as out:
@@ -364,10 +398,10 @@ def same_shaped(dsn: str, tables: list[str]) -> None:
 
 
 def export_rows(
-    dsn: str, tables: list[tuple[str, list[str]]], file_id: int, folder: Path
+    dsn: str, tables: list[tuple[str, list[str]]], file_id: int | None, folder: Path
 ) -> list[str]:
-    """The hub's rows of the file, per table, as CSV with a header: what the bare COPY and dlt
-    load."""
+    """The hub's rows of the file (of the whole table: None), per table, as CSV with a header:
+    what the bare COPY and dlt load."""
     import psycopg2
 
     paths = []
@@ -377,9 +411,10 @@ def export_rows(
             for table, columns in tables:
                 path = folder / f"{table}.csv"
                 with path.open("wb") as out:
+                    where = "" if file_id is None else f" WHERE file_id = {int(file_id)}"
                     cur.copy_expert(
-                        f"COPY (SELECT {', '.join(columns)} FROM edi.{table} WHERE file_id ="
-                        f" {int(file_id)}) TO STDOUT WITH (FORMAT csv, HEADER true)",
+                        f"COPY (SELECT {', '.join(columns)} FROM edi.{table}{where})"
+                        " TO STDOUT WITH (FORMAT csv, HEADER true)",
                         out,
                     )
                 paths.append(str(path))
@@ -472,6 +507,15 @@ def hub_rows(
         report.add(phase, f"  {step}", timed, size, role="step")
 
 
+def bare_copy_of(
+    label: str, dsn: str, tables: list[tuple[str, list[str]]], exported: list[str]
+) -> Result:
+    """The bare COPY of the exported CSV of each table into its empty same-shaped twin."""
+    same_shaped(dsn, [t for t, _ in tables])
+    twins = [(f"bench_{t}", cols, csv) for (t, cols), csv in zip(tables, exported, strict=True)]
+    return _measure(label, bare_copy, dsn, twins)
+
+
 def run_feed(
     family: str, n: int, made: Result, ctx: dict[str, Any], report: Report, targets: Targets
 ) -> None:
@@ -495,13 +539,7 @@ def run_feed(
     summary = hub["summary"]
     tables = loaded_tables(feed, document)
     exported = export_rows(dsn, tables, int(summary["id"]), folder)
-    same_shaped(dsn, [t for t, _ in tables])
-    copy = _measure(
-        f"{feed}: bare COPY of the hub's rows",
-        bare_copy,
-        dsn,
-        [(f"bench_{t}", cols, csv) for (t, cols), csv in zip(tables, exported, strict=True)],
-    )
+    copy = bare_copy_of(f"{feed}: bare COPY of the hub's rows", dsn, tables, exported)
     rows = int(copy["records"])
     label = f"{feed}: hub end to end (SFTP -> contracts -> COPY -> commit -> ack)"
     hub_rows(report, family, label, hub, size, copy)
@@ -547,6 +585,40 @@ def run_feed(
             f"{feed}: {n:,} records with {made['children']:,} child rows; "
             "records counts both where rows are COPYed"
         )
+    if family == "csv":
+        run_next_snapshot(made, ctx, report, targets)
+
+
+def run_next_snapshot(made: Result, ctx: dict[str, Any], report: Report, targets: Targets) -> None:
+    """The registry's daily case: the next day's snapshot of the CSV feed's document, merged
+    into the rows the first one loaded, against a bare COPY of all its rows."""
+    feed, sender, document = FEEDS["csv"]
+    dsn, folder = ctx["dsn"], ctx["folder"]
+    nxt = isolated(gen_next_snapshot, made["path"], str(folder / "next"))
+    say(f"{feed}: next day's snapshot, {nxt['changed']:,} changed, {nxt['dropped']:,} dropped")
+    upload(ctx["endpoints"][sender], nxt["path"], feed)
+    hub = _measure(
+        f"{feed}: the hub's collect of the next snapshot",
+        hub_collect,
+        ctx["endpoints"][HUB],
+        dsn,
+        ctx["settings"],
+        feed,
+    )
+    tables = loaded_tables(feed, document)
+    exported = export_rows(dsn, tables, None, folder / "next")
+    copy = bare_copy_of(f"{feed}: bare COPY of the next snapshot's rows", dsn, tables, exported)
+    label = f"{feed}: next day's snapshot, hub end to end (merged into the first)"
+    hub_rows(report, "csv", label, hub, int(nxt["bytes"]), copy)
+    report.add("csv", f"bare COPY of the same {int(copy['records']):,} rows", copy, nxt["bytes"])
+    report.notes.append(
+        f"{feed}: the next day's snapshot ended {hub['summary']['state']}: "
+        f"{nxt['records']:,} rows, of which {nxt['changed']:,} changed and {nxt['dropped']:,} "
+        "new, and as many dropped; it writes only those (and their closed versions)"
+    )
+    targets.ratio(
+        f"{feed}: next snapshot end to end vs bare COPY", hub["seconds"], copy["seconds"], 0.5, "%"
+    )
 
 
 def run_big(size: int, ctx: dict[str, Any], report: Report, targets: Targets) -> None:

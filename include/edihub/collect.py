@@ -351,9 +351,11 @@ def _loaded_batch(conn: Any, feed: str, sender: str, batch: str) -> int | None:
 
 def record_columns(fmt: FormatContract) -> list[str]:
     """The columns the load COPYs into a record table: the load's bookkeeping, the record's
-    fields, and those its format fills from the file's header (``from_header``)."""
-    return ["file_id", "sender", "record_no", *(f.name for f in fmt.record.fields),
-            *fmt.record.from_header]  # fmt: skip
+    fields, those its format fills from the file's header (``from_header``), and for a
+    registry snapshot the date its rows are unchanged since."""
+    columns = ["file_id", "sender", "record_no", *(f.name for f in fmt.record.fields),
+               *fmt.record.from_header]  # fmt: skip
+    return [*columns, snapshots.SINCE] if fmt.record.snapshot_key else columns
 
 
 def copy_rows(rows: pa.Table, columns: list[str], constants: dict[str, Any]) -> pa.Table:
@@ -365,14 +367,14 @@ def copy_rows(rows: pa.Table, columns: list[str], constants: dict[str, Any]) -> 
 
 
 def _copy_parquet(
-    cur: Any, path: Path, table: str, columns: list[str], constants: dict[str, Any]
+    cur: Any, path: Path, table: sql.Composable, columns: list[str], constants: dict[str, Any]
 ) -> int:
-    """COPY a Parquet staging file into ``edi.<table>``, one row group at a time."""
+    """COPY a Parquet staging file into ``table``, one row group at a time."""
     if not path.is_file():
         return 0
     rows = 0
     target = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        sql.Identifier("edi", table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        table, sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000):
         if batch.num_rows == 0:
@@ -401,17 +403,21 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
             with conn.cursor() as cur:
                 if verdict.state in ("loaded", "loaded_with_errors"):
                     fmt = _format_of(settings, row["feed"], verdict)
-                    if fmt.record.snapshot_key:
-                        snapshots.replace(cur, fmt, file_id, verdict.header)
                     of_file = {"file_id": file_id, "sender": row["sender"]}
                     from_header = {
                         column: verdict.header.get(field)
                         for column, field in fmt.record.from_header.items()
                     }
+                    target = sql.Identifier("edi", f"{fmt.feed}_{fmt.record.table}")
+                    snapshot = None
+                    if fmt.record.snapshot_key:
+                        snapshot = snapshots.prepare(cur, fmt, verdict.header)
+                        target = snapshot.target
+                        from_header[snapshots.SINCE] = snapshot.day
                     _copy_parquet(
                         cur,
                         work / "staging" / "records.parquet",
-                        f"{fmt.feed}_{fmt.record.table}",
+                        target,
                         record_columns(fmt),
                         of_file | from_header,
                     )
@@ -423,12 +429,12 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                         _copy_parquet(
                             cur,
                             work / "staging" / "children.parquet",
-                            f"{fmt.feed}_{fmt.record.children.table}",
+                            sql.Identifier("edi", f"{fmt.feed}_{fmt.record.children.table}"),
                             child_cols,
                             of_file,
                         )
-                    if fmt.record.snapshot_key:
-                        snapshots.record(cur, fmt, file_id, verdict.header)
+                    if snapshot:
+                        snapshots.record(cur, snapshot, file_id)
                     if row["feed"] in AFTER_LOAD:
                         _hook(AFTER_LOAD[row["feed"]])(cur, file_id, verdict.header)
                 _record_errors(cur, file_id, errors)

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edihub import collect
+from edihub.formats.contract import load_formats
 from edihub.registry_writer import write_snapshot
 from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
 from tests.fixtures.registry import CORE, SNAPSHOT_DAY, registry_snapshots
 
 NEXT_DAY = SNAPSHOT_DAY + dt.timedelta(days=28)
+REGISTRY_FORMAT = Path(__file__).parents[2] / "formats" / "registry" / "v1"
 
 
 @pytest.fixture
@@ -84,6 +88,53 @@ def test_a_newer_snapshot_replaces_the_table_and_keeps_history(hub: Hub, tmp_pat
         ("P3", SNAPSHOT_DAY, NEXT_DAY, None),
         ("P4", NEXT_DAY, None, None),
     ]
+    # A row the second snapshot left as it was is not rewritten: it is still the first file's.
+    first_file, second_file = (
+        i for i, *_ in hub.query("SELECT id FROM edi.inbound_file ORDER BY id")
+    )
+    assert hub.query(
+        "SELECT practitioner_id, file_id, record_no, unchanged_since"
+        " FROM edi.registry_practitioner ORDER BY 1"
+    ) == [
+        ("P1", first_file, 1, SNAPSHOT_DAY),
+        ("P2", second_file, 2, NEXT_DAY),
+        ("P4", second_file, 3, NEXT_DAY),
+    ]
+    assert hub.query(
+        "SELECT document, snapshot_date, row_count FROM edi.registry_snapshot ORDER BY 2"
+    ) == [("practitioner", SNAPSHOT_DAY, 3), ("practitioner", NEXT_DAY, 3)]
+
+
+def test_every_documents_history_is_keyed_by_its_format(hub: Hub, tmp_path: Path) -> None:
+    """edi.registry_history (a view written in SQL) keys each document's current rows by the
+    snapshot key its format contract declares, and keeps them in step across snapshots."""
+    documents = [f for f in load_formats(REGISTRY_FORMAT) if f.record.snapshot_key]
+    public = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    key = {"sftp_account": "ins01", "public_key": f"{public} ins01", "added_on": SNAPSHOT_DAY}
+    out = tmp_path / "out"
+    for path in registry_snapshots(out):
+        hub.send(path)
+    hub.send(write_snapshot(out, "sftp_key", SNAPSHOT_DAY, [key]))
+    hub.collect()
+    assert {s for _, s, *_ in hub.files()} == {"loaded"}
+    assert {f.document for f in documents} == {
+        d for (d,) in hub.query("SELECT DISTINCT document FROM edi.registry_snapshot")
+    }
+    for fmt in documents:
+        table = f"edi.{fmt.feed}_{fmt.record.table}"
+        keys = ", ".join(fmt.record.snapshot_key)
+        in_table = hub.query(f"SELECT concat_ws('/', {keys}) FROM {table} ORDER BY 1")
+        in_history = hub.query(
+            "SELECT key FROM edi.registry_history WHERE document = %s AND valid_to IS NULL"
+            " ORDER BY 1",
+            fmt.record.table,
+        )
+        assert in_table and in_history == in_table, fmt.document
 
 
 def test_an_older_snapshot_never_replaces_a_newer_one(hub: Hub, tmp_path: Path) -> None:
