@@ -398,6 +398,9 @@ class RunResult:
         return self.state == "success"
 
 
+GET_TRIES = 3  # a read the API server did not answer in time is asked again, up to this
+
+
 class AirflowClient:
     """The few calls of Airflow's public REST API (v2) the hub needs, with a JWT login."""
 
@@ -428,14 +431,27 @@ class AirflowClient:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._token is None:
             self.login()
-        for attempt in (1, 2):
+        relogged = False
+        slow = 0
+        while True:
             headers = {"Authorization": f"Bearer {self._token}"}
-            response = self._http.request(method, "/api/v2" + path, headers=headers, **kwargs)
-            if response.status_code == 401 and attempt == 1:
+            try:
+                response = self._http.request(method, "/api/v2" + path, headers=headers, **kwargs)
+            except httpx.TimeoutException as exc:
+                # An API server starved of CPU by the tasks it runs (2 cores, 50 tasks) can miss
+                # one answer; a read is safe to ask again, a write (trigger, pause) is not.
+                slow += 1
+                if method != "GET" or slow == GET_TRIES:
+                    raise AirflowError(
+                        f"{method} {path}: no answer from the API server in "
+                        f"{self._http.timeout.read} s ({slow} tries)"
+                    ) from exc
+                continue
+            if response.status_code == 401 and not relogged:
                 self.login()  # the token expired: log in again, once
+                relogged = True
                 continue
             return response
-        raise AssertionError("unreachable")
 
     def plugin_json(self, path: str) -> Any:
         """GET a JSON route of a plugin app (``/edihub-kpi/kpi.json``) as the logged-in user."""
