@@ -4,6 +4,7 @@ edihub run                      the embedded stack and the FSE collection (READM
 edihub validate --feed fse F    check a file as the hub would, print its acknowledgment
 edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
+edihub partners list|add|...    change one partner of the registry, audited; the SFTP side follows
 edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
 edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDIHUB_DATABASE_URL)
 edihub docs contracts [--out D] Great Expectations' Data Docs of the data contracts
@@ -119,6 +120,12 @@ def cmd_registry_load(args: argparse.Namespace) -> int:
     return worst
 
 
+def cmd_partners(args: argparse.Namespace) -> int:
+    from edihub.partners import run_command
+
+    return run_command(args, _database_url())
+
+
 def cmd_docs_formats(args: argparse.Namespace) -> int:
     from edihub.partner_docs import write_partner_docs
 
@@ -216,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("files", type=Path, nargs="+", metavar="FILE")
     load.add_argument("--sender", help="the core system's account (EDIHUB_REGISTRY_SENDERS)")
     load.set_defaults(func=cmd_registry_load)
+
+    partners = sub.add_parser(
+        "partners",
+        help="add, change, suspend, resume a partner or rotate its key: a new registry snapshot",
+        description="Each change is a snapshot of the document it touches, through the "
+        "registry's contracts (exit status 2 if refused), audited (edihub partners audit).",
+    )
+    from edihub.partners import add_arguments as add_partner_arguments
+
+    add_partner_arguments(partners)
+    partners.set_defaults(func=cmd_partners)
 
     sftp = sub.add_parser("sftp", help="the partners' SFTP server").add_subparsers(
         dest="sftp", required=True
