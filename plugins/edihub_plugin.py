@@ -7,6 +7,7 @@ from airflow.plugins_manager import AirflowPlugin
 from edihub.ui.exports_app import app as exports_app
 from edihub.ui.files_app import app as files_app
 from edihub.ui.kpi_app import app as kpi_app
+from edihub.ui.trace_app import app as trace_app
 
 
 class EdiHubPlugin(AirflowPlugin):
@@ -15,6 +16,7 @@ class EdiHubPlugin(AirflowPlugin):
         {"app": files_app, "url_prefix": "/edihub", "name": "EDI hub"},
         {"app": exports_app, "url_prefix": "/edihub-exports", "name": "EDI hub: exports"},
         {"app": kpi_app, "url_prefix": "/edihub-kpi", "name": "EDI hub: KPI dashboard"},
+        {"app": trace_app, "url_prefix": "/edihub-trace", "name": "EDI hub: file journey"},
     ]
     # Relative href, no leading slash: works behind a base_url (stack-notes §1).
     external_views: ClassVar[list[dict[str, Any]]] = [
@@ -36,6 +38,13 @@ class EdiHubPlugin(AirflowPlugin):
             "name": "KPI dashboard",
             "href": "edihub-kpi/kpi",
             "url_route": "edihub_kpi",
+            "destination": "nav",
+            "category": "browse",
+        },
+        {
+            "name": "File journey",
+            "href": "edihub-trace/trace",
+            "url_route": "edihub_trace",
             "destination": "nav",
             "category": "browse",
         },

@@ -8,6 +8,7 @@ edihub partners list|add|...    change one partner of the registry, audited; the
 edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
 edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDIHUB_DATABASE_URL)
 edihub docs contracts [--out D] Great Expectations' Data Docs of the data contracts
+edihub trace NAME|SHA256|ID     what happened to a file: its journey, or --json
 """
 
 from __future__ import annotations
@@ -166,6 +167,14 @@ def cmd_kpi_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from edihub.trace import render_text, to_json, trace
+
+    journeys = trace(_database_url(), args.query)
+    sys.stdout.write(to_json(journeys) + "\n" if args.json else render_text(args.query, journeys))
+    return 0 if journeys else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edihub.stack.run import run_command
 
@@ -266,6 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, required=True, metavar="FILE")
     report.add_argument("--json", action="store_true", help="JSON for machines instead of HTML")
     report.set_defaults(func=cmd_kpi_report)
+
+    trace = sub.add_parser(
+        "trace",
+        help="what happened to a file: received, validated, loaded, acknowledged, exported",
+        description="Every file with that name (newest first), sha256 or id, as a timeline. "
+        "Exit status 1 if there is none.",
+    )
+    trace.add_argument("query", metavar="NAME|SHA256|ID")
+    trace.add_argument("--json", action="store_true", help="JSON for scripts")
+    trace.set_defaults(func=cmd_trace)
     return parser
 
 
