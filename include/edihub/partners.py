@@ -58,8 +58,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Partner kind -> its registry document. Senders are their own SFTP account; an insurer's
-# account is its sftp_account.
+# The partner kinds, each its own registry document (keyed <kind>_id). A sender is its own
+# SFTP account; an insurer's account is its sftp_account.
 KINDS = ("insurer", "practitioner", "pharmacy", "employer")
 INSURER = "insurer"
 KEYS = "sftp_key"
@@ -152,6 +152,8 @@ def _fingerprint(line: str | None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Partner:
+    """A partner's current row in its kind's document."""
+
     kind: str
     row: Row
 
@@ -323,7 +325,10 @@ def resume(cur: Any, settings: Settings, partner_id: str, kind: str | None = Non
 def read_public_key(path: Path) -> str:
     """The one public key line of ``path``, checked as the SSH server will read it; a private
     key is refused without a byte of it shown."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise PartnerError(f"{path}: {exc.strerror}") from exc
     if "PRIVATE KEY" in text:
         raise PartnerError(f"{path} is a private key: give its public key (.pub) instead")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
@@ -628,7 +633,8 @@ def _print_audit(cur: Any, subject: str | None) -> None:
 
 
 def run_command(args: Any, dsn: str) -> int:
-    """``edihub partners ...``; 2 when the change is refused."""
+    """``edihub partners ...``: 2 when the change is refused, 1 when it is loaded but the SFTP
+    configuration could not be written."""
     settings = Settings.from_env()
     try:
         if args.action in ("list", "show", "audit"):
@@ -653,7 +659,15 @@ def run_command(args: Any, dsn: str) -> int:
     )
     for note in applied.notes:
         print(f"  note: {note}")
-    plan = follow_up(dsn, settings, sftp)
+    try:
+        plan = follow_up(dsn, settings, sftp)
+    except (sshd_config.SshdConfigError, OSError) as exc:
+        print(
+            f"edihub partners: the change is loaded, but the SFTP configuration was not "
+            f"written ({exc}): run edihub sftp sshd-config",
+            file=sys.stderr,
+        )
+        return 1
     if plan is not None:
         print(f"{sftp.config_dir}: SFTP configuration written again; {plan.summary()}")
     return 0
