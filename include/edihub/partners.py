@@ -425,7 +425,7 @@ def _refusal(cur: Any, file_id: int, summary: dict[str, Any]) -> str:
         (file_id,),
     )
     errors = [
-        f"{rule} {field or ''}{f' {value!r}' if value is not None else ''}: {message}"
+        f"{rule} {value or field or ''}: {message}"  # value: field=value as the file held it
         for rule, field, value, message in cur.fetchall()
     ]
     head = f"{summary['remote_name']} {summary['state']} ({summary['reason_code']}, file {file_id})"
@@ -463,7 +463,7 @@ def apply(
     notes = ()
     if day > today:
         notes = (
-            f"dated {day} (a {change.document} snapshot of {day - dt.timedelta(days=1)} is "
+            f"dated {day} (the {change.document} snapshot of {day - dt.timedelta(days=1)} is "
             f"loaded): the core systems' {change.document} snapshots up to {day} will be "
             "refused as not more recent (REG-F02)",
         )
@@ -613,14 +613,14 @@ def _print_show(cur: Any, settings: Settings, partner: Partner) -> None:
     for name, value in partner.row.items():
         print(f"  {name}: {value or ''}")
     today = dt.date.today()
-    print(f"  SFTP account {partner.account}, keys:")
-    for row in _key_rows(cur, settings):
-        if row["sftp_account"] == partner.account:
-            state = "in force" if _in_force(row["expires_on"], today) else "expired"
-            print(
-                f"    {_fingerprint(row['public_key'])} added {row['added_on']}"
-                f" expires {row['expires_on'] or 'never'} ({state})"
-            )
+    held = [r for r in _key_rows(cur, settings) if r["sftp_account"] == partner.account]
+    print(f"  SFTP account {partner.account}, keys:{'' if held else ' none'}")
+    for row in held:
+        state = "in force" if _in_force(row["expires_on"], today) else "expired"
+        print(
+            f"    {_fingerprint(row['public_key'])} added {row['added_on']}"
+            f" expires {row['expires_on'] or 'never'} ({state})"
+        )
 
 
 def _print_audit(cur: Any, subject: str | None) -> None:
