@@ -1,6 +1,7 @@
 """``edihub``: the hub's command line.
 
 edihub run                      the embedded stack and the FSE collection (README, Quick start)
+edihub stack env|check|exec C   the same topology as separate processes, on external servers
 edihub validate --feed fse F    check a file as the hub would, print its acknowledgment
 edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
@@ -159,6 +160,12 @@ def cmd_sftp_sshd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stack(args: argparse.Namespace) -> int:
+    from edihub.stack.topology import command
+
+    return command(args.stack, [args.component, *args.arguments] if args.stack == "exec" else [])
+
+
 def cmd_kpi_report(args: argparse.Namespace) -> int:
     from edihub.kpi.report import write_report
 
@@ -264,6 +271,25 @@ def build_parser() -> argparse.ArgumentParser:
     sshd.add_argument("--service-account", help="the hub's own account (not a partner's)")
     sshd.add_argument("--service-key", type=Path, help="its public key file")
     sshd.set_defaults(func=cmd_sftp_sshd_config)
+
+    stack = sub.add_parser(
+        "stack",
+        help="Airflow's components as separate processes, on an external PostgreSQL and sshd",
+        description="Reads the EDIHUB_* inputs of edihub.stack.topology (docs/operations.md).",
+    ).add_subparsers(dest="stack", required=True)
+    stack.add_parser(
+        "env", help="print the AIRFLOW__ settings and AIRFLOW_CONN_ connections (sh syntax)"
+    ).set_defaults(func=cmd_stack)
+    stack.add_parser(
+        "check", help="reach the hub database and the SFTP server through those connections"
+    ).set_defaults(func=cmd_stack)
+    run_component = stack.add_parser(
+        "exec",
+        help="become `airflow COMPONENT ...` under that environment (a systemd unit's command)",
+    )
+    run_component.add_argument("component", help="api-server, scheduler, dag-processor, ...")
+    run_component.add_argument("arguments", nargs=argparse.REMAINDER)
+    run_component.set_defaults(func=cmd_stack)
 
     kpi = sub.add_parser("kpi", help="the KPI dashboard").add_subparsers(dest="kpi", required=True)
     report = kpi.add_parser(

@@ -1,0 +1,140 @@
+"""The topology without Docker (``edihub stack``): the environment it generates for Airflow's
+components reaches the test suite's real PostgreSQL and OpenSSH's sshd through the hooks the
+DAGs' tasks use, and an ``airflow`` process started by ``edihub stack exec`` runs under it.
+
+Airflow's components themselves are not started here (tens of seconds): the e2e tests run the
+DAGs under ``dag.test()`` and ``edihub run`` under the real scheduler with the same
+connections (``tests/e2e/``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg2.extensions import parse_dsn
+
+from edihub import cli, orchestration
+from edihub.load.db import connect
+from edihub.notify.mail import SmtpSettings, smtp_settings_from_connection
+from edihub.stack.topology import REQUIRED, Topology, TopologyError
+
+SECRETS = {"EDIHUB_JWT_SECRET": "jwt-" + "x" * 28, "EDIHUB_API_SECRET_KEY": "api-" + "y" * 28}
+SMTP = {
+    "EDIHUB_SMTP_HOST": "relay.example",
+    "EDIHUB_SMTP_FROM": "releves@example.mc",
+    "EDIHUB_SMTP_PORT": "2525",
+    "EDIHUB_SMTP_USER": "hub",
+    "EDIHUB_SMTP_PASSWORD": "s3cr3t",
+}
+
+
+def inputs(dsn: str, airflow_dsn: str, server: Any, state: Path) -> dict[str, str]:
+    hub = server.hub
+    return {
+        "EDIHUB_DATABASE_URL": dsn,
+        "EDIHUB_AIRFLOW_DATABASE_URL": airflow_dsn,
+        "EDIHUB_SFTP_HOST": hub.host,
+        "EDIHUB_SFTP_PORT": str(hub.port),
+        "EDIHUB_SFTP_USER": hub.username,
+        "EDIHUB_SFTP_KEY_FILE": str(hub.private_key_path),
+        "EDIHUB_SFTP_HOST_KEY": hub.host_key,
+        "EDIHUB_STATE_DIR": str(state),
+        **SMTP,
+        **SECRETS,
+    }
+
+
+def printed_environment(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """What ``edihub stack env`` printed, read back as sh reads it."""
+    assert cli.main(["stack", "env"]) == 0
+    env = {}
+    for line in capsys.readouterr().out.splitlines():
+        export, assignment = shlex.split(line)
+        assert export == "export"
+        name, _, value = assignment.partition("=")
+        env[name] = value
+    return env
+
+
+@pytest.mark.parametrize("sftp_server", ["openssh"], indirect=True)
+def test_the_generated_environment_reaches_postgres_and_sshd_through_the_dags_hooks(
+    dsn: str,
+    empty_dsn: str,
+    sftp_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    given = inputs(dsn, empty_dsn, sftp_server, tmp_path / "state")
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    env = printed_environment(capsys)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == SECRETS["EDIHUB_JWT_SECRET"]
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == (
+        "management:viewer,operator:op,admin:admin"
+    )
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    # The DAGs' own hooks (Airflow's connection lookup, PostgreSQL, the SFTP provider's hook,
+    # which refuses an unpinned host key) on the real servers.
+    assert cli.main(["stack", "check"]) == 0
+    printed = capsys.readouterr().out
+    assert f"edi_sftp: {sftp_server.hub.username}@127.0.0.1:{sftp_server.port}" in printed
+    assert "/ holds archive, partners" in printed
+    with orchestration.sftp_session() as sftp:
+        sftp.putfo(io.BytesIO(b"through edi_sftp"), "/archive/probe.txt")
+    assert (sftp_server.root / "archive" / "probe.txt").read_bytes() == b"through edi_sftp"
+    with connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM public.edihub_migration")
+        (migrations,) = cur.fetchone()
+    database = parse_dsn(dsn)["dbname"]
+    assert f"edi_postgres: database {database}, {migrations} migrations applied" in printed
+
+    from airflow.sdk import BaseHook
+
+    smtp = smtp_settings_from_connection(BaseHook.get_connection("edi_smtp"))
+    assert smtp == SmtpSettings.from_env(given)
+
+    # A component as `edihub stack exec` starts it: Airflow itself reads the connections and
+    # reaches its metadata database (the env file holds the inputs only).
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | given
+    edihub = Path(sys.executable).parent / "edihub"
+    got = subprocess.run(
+        [str(edihub), "stack", "exec", "connections", "get", "edi_sftp", "-o", "json"],
+        env=cli_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stderr[-2000:]
+    (conn,) = json.loads(got.stdout)
+    assert (conn["host"], int(conn["port"]), conn["login"]) == ("127.0.0.1", sftp_server.port,
+                                                            sftp_server.hub.username)  # fmt: skip
+    assert conn["extra_dejson"]["host_key"] == sftp_server.hub.host_key
+    done = subprocess.run(
+        [str(edihub), "stack", "exec", "db", "check"],
+        env=cli_env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_missing_inputs_are_all_named_and_the_key_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(TopologyError) as missing:
+        Topology.from_env({"EDIHUB_DATABASE_URL": "postgresql://db/edihub"})
+    assert all(name in str(missing.value) for name in REQUIRED[1:])
+    assert "EDIHUB_DATABASE_URL" not in str(missing.value)
+    complete = {name: "x" for name in REQUIRED} | SMTP | {"EDIHUB_SFTP_KEY_FILE": "/nonexistent"}
+    with pytest.raises(TopologyError, match="EDIHUB_SFTP_KEY_FILE: no file /nonexistent"):
+        Topology.from_env(complete)
+    key = tmp_path / "hub_ed25519"
+    key.write_text("")
+    with pytest.raises(TopologyError, match="not a PostgreSQL URL"):
+        Topology.from_env(complete | {"EDIHUB_SFTP_KEY_FILE": str(key)})
