@@ -11,15 +11,23 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, Metadata, task, task_group
 
+from edihub.alerts.tasks import task_failed, task_succeeded
 from edihub.feeds import FEEDS
 
 # Every DAG of the hub: transport and database errors are transient, retried with backoff.
+# A task that fails for good opens an alert and e-mails the integration team; its next
+# success closes the alert. No retry callback: a retry is the backoff doing its job. No
+# deadline alerts either: in Airflow 3.3.2 they crash dag.test() (apache/airflow#73428) and
+# may stop firing after re-serialization (#72471); the alerts DAG checks lateness from the
+# database instead (stack-notes §2).
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "integration",
     "retries": 3,
     "retry_delay": timedelta(seconds=20),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": task_failed,
+    "on_success_callback": task_succeeded,
 }
 
 DOC = """

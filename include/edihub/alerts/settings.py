@@ -1,0 +1,69 @@
+"""The alerts' thresholds, from the environment, with defaults for a hub the size of the CSM's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edihub.config import _int, _names
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """What raises an alert, and who hears of it.
+
+    recipients          EDIHUB_ALERT_EMAILS           the integration team (comma-separated)
+    sender_hour         EDIHUB_ALERT_SENDER_HOUR      a daily sender has sent by this hour
+                                                      (Monaco time, 0-23)...
+    sender_history_days EDIHUB_ALERT_SENDER_HISTORY_DAYS  ...daily: it sent on at least
+    sender_usual_percent EDIHUB_ALERT_SENDER_USUAL_PERCENT  this share of these past days
+    pull_days           EDIHUB_ALERT_PULL_DAYS        an insurer pulls a published file within
+                                                      this many days...
+    pull_window_days    EDIHUB_ALERT_PULL_WINDOW_DAYS ...of the files published in this window
+                                                      (older ones have left its folder)
+    rejection_min_files EDIHUB_ALERT_REJECTION_MIN_FILES  a feed's day counts from this many
+                                                      decided files (one bad file of three
+                                                      pages nobody)...
+    rejection_jump_points EDIHUB_ALERT_REJECTION_JUMP_POINTS  ...and alerts when its share of
+                                                      rejected files is this many points above
+                                                      the trailing history's
+    rejection_history_days EDIHUB_ALERT_REJECTION_HISTORY_DAYS  that history, in days
+    export_late_minutes EDIHUB_ALERT_EXPORT_LATE_MINUTES  an export unpublished this long after
+                                                      its due time (registry export_time)
+    """
+
+    recipients: tuple[str, ...] = ("integration@edihub.invalid",)
+    sender_hour: int = 10
+    sender_history_days: int = 28
+    sender_usual_percent: int = 80
+    pull_days: int = 3
+    pull_window_days: int = 30
+    rejection_min_files: int = 10
+    rejection_jump_points: int = 20
+    rejection_history_days: int = 28
+    export_late_minutes: int = 60
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.sender_hour <= 23:
+            raise ValueError(f"EDIHUB_ALERT_SENDER_HOUR must be 0-23, not {self.sender_hour}")
+        if not self.recipients:
+            raise ValueError("EDIHUB_ALERT_EMAILS names nobody: alerts must reach someone")
+
+    @classmethod
+    def from_env(cls) -> AlertSettings:
+        d = cls()
+        return cls(
+            recipients=_names("EDIHUB_ALERT_EMAILS", d.recipients),
+            sender_hour=_int("EDIHUB_ALERT_SENDER_HOUR", d.sender_hour),
+            sender_history_days=_int("EDIHUB_ALERT_SENDER_HISTORY_DAYS", d.sender_history_days),
+            sender_usual_percent=_int("EDIHUB_ALERT_SENDER_USUAL_PERCENT", d.sender_usual_percent),
+            pull_days=_int("EDIHUB_ALERT_PULL_DAYS", d.pull_days),
+            pull_window_days=_int("EDIHUB_ALERT_PULL_WINDOW_DAYS", d.pull_window_days),
+            rejection_min_files=_int("EDIHUB_ALERT_REJECTION_MIN_FILES", d.rejection_min_files),
+            rejection_jump_points=_int(
+                "EDIHUB_ALERT_REJECTION_JUMP_POINTS", d.rejection_jump_points
+            ),
+            rejection_history_days=_int(
+                "EDIHUB_ALERT_REJECTION_HISTORY_DAYS", d.rejection_history_days
+            ),
+            export_late_minutes=_int("EDIHUB_ALERT_EXPORT_LATE_MINUTES", d.export_late_minutes),
+        )

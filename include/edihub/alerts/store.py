@@ -1,0 +1,130 @@
+"""One open alert per condition in ``edi.alert``: opened once, refreshed while it holds,
+closed when it clears. Each opening and closing is an audit event of the same transaction
+(actor ``edihub``, action ``alert.open`` / ``alert.close``, subject ``kind:key``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2.extras
+from psycopg2.extras import Json
+
+from edihub.audit import HUB_ACTOR, record
+from edihub.load.db import connect
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A condition that holds now: ``key`` names it within its kind."""
+
+    key: str
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check saw: the conditions that hold, and for an open alert whose condition no
+    longer holds, why it cleared (None: the check cannot tell, the alert stays open)."""
+
+    firing: list[Finding]
+    cleared: Callable[[str], str | None]
+
+
+@dataclass
+class Applied:
+    opened: list[str] = field(default_factory=list)
+    refreshed: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"opened": self.opened, "refreshed": self.refreshed, "closed": self.closed}
+
+
+_RAISE = """
+INSERT INTO edi.alert (kind, key, summary, detail, opened_at, last_seen_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (kind, key) WHERE closed_at IS NULL DO UPDATE
+   SET summary = EXCLUDED.summary, detail = EXCLUDED.detail,
+       last_seen_at = EXCLUDED.last_seen_at, seen_count = edi.alert.seen_count + 1
+RETURNING id, xmax = 0
+"""
+
+
+def raise_alert(cur: Any, kind: str, finding: Finding, now: dt.datetime) -> bool:
+    """Open the alert of ``finding``, or refresh the open one; True if opened now."""
+    detail = Json(finding.detail)
+    cur.execute(_RAISE, (kind, finding.key, finding.summary, detail, now, now))
+    alert_id, inserted = cur.fetchone()
+    if inserted:  # xmax = 0: a new row, not the update of the open one
+        record(cur, HUB_ACTOR, "alert.open", f"{kind}:{finding.key}",
+               {"alert_id": alert_id, "summary": finding.summary})  # fmt: skip
+    return bool(inserted)
+
+
+def close_alert(cur: Any, kind: str, key: str, now: dt.datetime, reason: str) -> bool:
+    """Close the open alert of (kind, key), if any; True if one was closed."""
+    cur.execute(
+        "UPDATE edi.alert SET closed_at = %s, close_reason = %s"
+        " WHERE kind = %s AND key = %s AND closed_at IS NULL RETURNING id",
+        (now, reason, kind, key),
+    )
+    row = cur.fetchone()
+    if row:
+        record(cur, HUB_ACTOR, "alert.close", f"{kind}:{key}",
+               {"alert_id": row[0], "reason": reason})  # fmt: skip
+    return row is not None
+
+
+def apply(dsn: str, kind: str, verdict: Verdict, now: dt.datetime) -> Applied:
+    """Bring ``kind``'s alerts in line with ``verdict``, in one transaction."""
+    done = Applied()
+    with connect(dsn) as conn, conn, conn.cursor() as cur:
+        for finding in verdict.firing:
+            opened = raise_alert(cur, kind, finding, now)
+            (done.opened if opened else done.refreshed).append(finding.key)
+        firing = {f.key for f in verdict.firing}
+        cur.execute("SELECT key FROM edi.alert WHERE kind = %s AND closed_at IS NULL", (kind,))
+        for (key,) in cur.fetchall():
+            reason = None if key in firing else verdict.cleared(key)
+            if reason and close_alert(cur, kind, key, now, reason):
+                done.closed.append(key)
+    return done
+
+
+def pending_mail(cur: Any) -> list[dict[str, Any]]:
+    """The open alerts not yet e-mailed, locked for this transaction (a concurrent sender
+    skips them: each alert is mailed once)."""
+    cur.execute(
+        "SELECT id, kind, key, summary, detail, opened_at, email_attempts FROM edi.alert"
+        " WHERE emailed_at IS NULL AND closed_at IS NULL ORDER BY opened_at, id"
+        " FOR UPDATE SKIP LOCKED"
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def mark_mailed(cur: Any, ids: list[int], now: dt.datetime, error: str | None) -> None:
+    """Record a mailing of ``ids``: sent at ``now``, or failed with ``error`` (retried)."""
+    cur.execute(
+        "UPDATE edi.alert SET email_attempts = email_attempts + 1, email_error = %s,"
+        " emailed_at = CASE WHEN %s IS NULL THEN %s END WHERE id = ANY(%s)",
+        (error, error, now, ids),
+    )
+
+
+def listing(dsn: str, closed_since: dt.datetime) -> list[dict[str, Any]]:
+    """Every open alert, and those closed since ``closed_since``: newest first."""
+    with (
+        connect(dsn) as conn,
+        conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur,
+    ):
+        cur.execute(
+            "SELECT * FROM edi.alert WHERE closed_at IS NULL OR closed_at >= %s"
+            " ORDER BY closed_at IS NOT NULL, opened_at DESC, id DESC",
+            (closed_since,),
+        )
+        return [dict(r) for r in cur.fetchall()]
