@@ -40,6 +40,7 @@ with DAG(
    e-mailed (a failed task's alert is e-mailed at once by its callback; this retries those
    the relay refused), through the `edi_smtp` connection.
 
+The open alerts: Airflow UI, Browse → Alerts.
 Owner: integration engineering. Runbook: docs/architecture.md.
 """,
 ):

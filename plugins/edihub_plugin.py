@@ -4,6 +4,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
+from edihub.ui.alerts_app import app as alerts_app
 from edihub.ui.exports_app import app as exports_app
 from edihub.ui.files_app import app as files_app
 from edihub.ui.kpi_app import app as kpi_app
@@ -14,12 +15,20 @@ class EdiHubPlugin(AirflowPlugin):
     name = "edihub"
     fastapi_apps: ClassVar[list[dict[str, Any]]] = [
         {"app": files_app, "url_prefix": "/edihub", "name": "EDI hub"},
+        {"app": alerts_app, "url_prefix": "/edihub-alerts", "name": "EDI hub: alerts"},
         {"app": exports_app, "url_prefix": "/edihub-exports", "name": "EDI hub: exports"},
         {"app": kpi_app, "url_prefix": "/edihub-kpi", "name": "EDI hub: KPI dashboard"},
         {"app": trace_app, "url_prefix": "/edihub-trace", "name": "EDI hub: file journey"},
     ]
     # Relative href, no leading slash: works behind a base_url (stack-notes §1).
     external_views: ClassVar[list[dict[str, Any]]] = [
+        {
+            "name": "Alerts",
+            "href": "edihub-alerts/alerts",
+            "url_route": "edihub_alerts",
+            "destination": "nav",
+            "category": "browse",
+        },
         {
             "name": "Inbound files",
             "href": "edihub/files",

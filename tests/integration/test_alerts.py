@@ -1,7 +1,7 @@
 """Alerts on the real PostgreSQL and the SMTP catcher: each check opens one alert per
 condition, keeps it open (no second e-mail) while the condition holds, and closes it when it
 clears; a task that fails for good under Airflow opens an alert its callback e-mails at once,
-and its next success closes it."""
+and its next success closes it; the Alerts page shows them behind Airflow's login."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
+from fastapi.testclient import TestClient
 
 from edihub.alerts import CHECKS, store
 from edihub.alerts.checks import CHECKS as CHECK_FUNCTIONS
@@ -22,8 +24,11 @@ from edihub.clock import MONACO
 from edihub.load.db import connect
 from edihub.notify.catcher import MailCatcher
 from tests.e2e.test_collect_dag import airflow_connections
+from tests.integration import test_exports_page
 
 TODAY = dt.date(2026, 11, 30)
+# Airflow's API server with the plugin, and a logged-in browser: the exports page's fixtures.
+api_server, login = test_exports_page.api_server, test_exports_page.login
 SETTINGS = AlertSettings(recipients=("integration@example.mc", "oncall@example.mc"))
 TEAM = "EDI hub <alerts@example.mc>"
 
@@ -255,3 +260,28 @@ def test_under_airflow_a_task_failing_for_good_opens_an_alert_mailed_once_closed
     [(_, _, is_open, _, reason)] = alerts(dsn)
     assert not is_open and reason.startswith("succeeded in run manual__")
     assert len(catcher.messages()) == 1
+
+
+@pytest.mark.airflow
+def test_the_alerts_page_shows_open_and_closed_alerts_behind_the_login(
+    login: Any, api_server: Any, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edihub import clock
+
+    monkeypatch.setenv("EDIHUB_DATABASE_URL", dsn)
+    now = clock.now()
+    with connect(dsn) as conn, conn, conn.cursor() as cur:
+        store.raise_alert(cur, "export_late", store.Finding("INS01/2026-11-29", "late <b>"), now)
+        store.raise_alert(cur, "rejection_jump", store.Finding("fse", "fse jumped"), now)
+        store.close_alert(cur, "rejection_jump", "fse", now, "back within bounds")
+    assert TestClient(api_server).get("/edihub-alerts/alerts").status_code == 401
+    page = login("viewer", "viewer").get("/edihub-alerts/alerts")
+    assert page.status_code == 200
+    rows = lxml.html.fromstring(page.text).xpath("//tr[@data-key]")
+    assert [(r.get("data-kind"), r.get("data-key"), r.get("data-state")) for r in rows] == [
+        ("export_late", "INS01/2026-11-29", "open"), ("rejection_jump", "fse", "closed"),
+    ]  # fmt: skip
+    assert "late &lt;b&gt;" in page.text  # escaped
+    data = login("viewer", "viewer").get("/edihub-alerts/alerts.json").json()
+    assert [a["key"] for a in data["open"]] == ["INS01/2026-11-29"]
+    assert data["closed"][0]["close_reason"] == "back within bounds"
