@@ -41,7 +41,7 @@ with DAG(
    the relay refused), through the `edi_smtp` connection.
 
 The open alerts: Airflow UI, Browse → Alerts.
-Owner: integration engineering. Runbook: docs/architecture.md.
+Owner: integration engineering. Runbook: docs/operations.md#alerts.
 """,
 ):
 

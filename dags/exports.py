@@ -36,7 +36,7 @@ with DAG(
 2. per insurer, **export_insurer**: plan, render, publish the file and its manifest into the
    insurer's `/outbound/statements/`, day by day.
 
-Owner: integration engineering. Runbook: docs/architecture.md.
+Owner: integration engineering. Runbook: docs/operations.md#exports.
 """,
 ):
 

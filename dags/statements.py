@@ -41,7 +41,7 @@ with DAG(
    one per insured, routed to e-mail or paper, copied to the insurer with consent.
 
 A failure names the lines without a rate in force (rule RATE-01): fix the reference, rerun.
-Owner: integration engineering. Runbook: docs/architecture.md.
+Owner: integration engineering. Runbook: docs/operations.md#statements.
 """,
 ):
 
@@ -75,7 +75,7 @@ with DAG(
 2. **print_batch**: the mail room's PDF of the last issued day's paper statements, in the
    paper account's `/outbound/print/<day>/` (once per day; reruns change nothing).
 
-Owner: integration engineering. Runbook: docs/architecture.md.
+Owner: integration engineering. Runbook: docs/operations.md#notify.
 """,
 ):
 

@@ -30,6 +30,11 @@ DEFAULT_ARGS: dict[str, Any] = {
     "on_success_callback": task_succeeded,
 }
 
+# The only tags a DAG may carry (tests/test_dag_policy.py): a new family is added here.
+TAGS: frozenset[str] = frozenset(
+    {"inbound", "statements", "exports", "alerts", "retention"} | {f"feed:{f}" for f in FEEDS}
+)
+
 DOC = """
 ### collect_{feed}: {what}
 
@@ -50,7 +55,7 @@ Content errors never fail a task; a failed task means the database or the SFTP s
 unreachable, and it is retried with backoff. Format contract: `formats/{feed}/`; data
 contract: `contracts/{feed}/`; logic: `edihub.collect`.
 
-Owner: integration engineering. Runbook: docs/architecture.md.
+Owner: integration engineering. Runbook: docs/operations.md#collect.
 """
 
 
