@@ -107,6 +107,8 @@ def test_a_daily_sender_gone_quiet_is_alerted_once_and_cleared_by_its_file(dsn: 
         if n <= 21:  # 21 of 28 (75 %): not daily, never alerted
             inbound(dsn, "P20002", at(8, day=day))
         inbound(dsn, "P30003", at(8, day=day))  # every day, and today too
+        if n % 7:  # every day but Mondays (today): 24 of 28 days, not expected today
+            inbound(dsn, "P40004", at(8, day=day))
     inbound(dsn, "P30003", at(7))
     assert check(dsn, "sender_silent", at(9, 59))["opened"] == []  # before the hour
     assert check(dsn, "sender_silent", at(10, 0))["opened"] == ["P10001"]

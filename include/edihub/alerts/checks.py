@@ -46,6 +46,9 @@ _SENDERS = """
 SELECT sender, array_agg(DISTINCT feed ORDER BY feed) AS feeds,
        count(DISTINCT (received_at AT TIME ZONE 'Europe/Monaco')::date)
            FILTER (WHERE received_at < %(today)s) AS days_sent,
+       count(DISTINCT (received_at AT TIME ZONE 'Europe/Monaco')::date)
+           FILTER (WHERE received_at < %(today)s AND extract(isodow FROM received_at
+                   AT TIME ZONE 'Europe/Monaco') = %(isodow)s) AS weekdays_sent,
        count(*) FILTER (WHERE received_at >= %(today)s) AS sent_today,
        max(received_at) AS last_received
   FROM edi.inbound_file
@@ -56,16 +59,22 @@ SELECT sender, array_agg(DISTINCT feed ORDER BY feed) AS feeds,
 
 def sender_silent(dsn: str, settings: AlertSettings, now: dt.datetime) -> Verdict:
     """A sender that sent on at least ``sender_usual_percent`` % of the last
-    ``sender_history_days`` days, and nothing today by ``sender_hour`` (Monaco)."""
+    ``sender_history_days`` days, and on more than half of the same weekdays among them (a
+    pharmacy closed on Sundays is not expected on a Sunday), and nothing today by
+    ``sender_hour`` (Monaco)."""
     today = monaco_today(now)
     rows = _rows(dsn, _SENDERS, {
         "since": _midnight(today - dt.timedelta(days=settings.sender_history_days)),
         "today": _midnight(today), "tomorrow": _midnight(today + dt.timedelta(days=1)),
+        "isodow": today.isoweekday(),
     })  # fmt: skip
     by_sender = {r["sender"]: r for r in rows}
 
+    weeks = settings.sender_history_days // 7
+
     def usual(r: dict[str, Any]) -> bool:
-        return r["days_sent"] * 100 >= settings.sender_usual_percent * settings.sender_history_days
+        days = settings.sender_usual_percent * settings.sender_history_days
+        return r["days_sent"] * 100 >= days and r["weekdays_sent"] * 2 > weeks
 
     past_hour = now.astimezone(MONACO).hour >= settings.sender_hour
     firing = [
@@ -91,7 +100,7 @@ def sender_silent(dsn: str, settings: AlertSettings, now: dt.datetime) -> Verdic
         if r and r["sent_today"]:
             return f"sent {r['sent_today']} file(s) on {today}"
         if r is None or not usual(r):
-            return f"no longer a daily sender (under {settings.sender_usual_percent} % of days)"
+            return "no longer expected on this day (a daily sender, on this weekday too)"
         return None  # before the hour: still quiet, the alert stays open
 
     return Verdict(firing, cleared)

@@ -16,6 +16,7 @@ class AlertSettings:
                                                       (Monaco time, 0-23)...
     sender_history_days EDIHUB_ALERT_SENDER_HISTORY_DAYS  ...daily: it sent on at least
     sender_usual_percent EDIHUB_ALERT_SENDER_USUAL_PERCENT  this share of these past days
+                                                      (and on most of the same weekdays)
     pull_days           EDIHUB_ALERT_PULL_DAYS        an insurer pulls a published file within
                                                       this many days...
     pull_window_days    EDIHUB_ALERT_PULL_WINDOW_DAYS ...of the files published in this window
