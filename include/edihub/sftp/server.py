@@ -8,6 +8,8 @@ outside the account's root, so a link cannot leak another partner's files or the
 
 Every login, upload, download, rename and removal is logged on the ``edihub.sftp.server``
 logger with the account and the path the account sees: the audit trail of a file transfer.
+A partner's download is also handed to ``on_download`` (``edihub.sftp.downloads``, which
+records it in the database's audit trail) when the file is closed, or the session ends.
 
 The asyncio loop runs in a daemon thread, so synchronous code (tests, a CLI) can start and
 stop the server and add accounts while it runs.
@@ -21,7 +23,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +43,9 @@ log = logging.getLogger("edihub.sftp.server")
 
 _START_TIMEOUT = 30.0
 _STOP_TIMEOUT = 10.0
+
+# (account, path as the account named it, bytes read): called off the event loop.
+DownloadHook = Callable[[str, str, int], None]
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,16 @@ def _resolve(account: SftpAccount, tree: str) -> _Resolved:
 class _Session(asyncssh.SFTPServer):
     """One SFTP session of one account: chroot, symlink containment and the audit log."""
 
-    def __init__(self, chan: asyncssh.SSHServerChannel, account: _Resolved) -> None:
+    def __init__(
+        self,
+        chan: asyncssh.SSHServerChannel,
+        account: _Resolved,
+        on_download: DownloadHook | None,
+    ) -> None:
         super().__init__(chan, chroot=account.root)
         self._account = account.name
         self._root = account.root
+        self._on_download = on_download
         # Open files: (kind, path as the client named it, bytes moved), logged on close.
         self._files: dict[int, list[Any]] = {}
 
@@ -152,12 +163,26 @@ class _Session(asyncssh.SFTPServer):
             entry[2] += written
         return written
 
-    def close(self, file_obj: object) -> None:
+    async def close(self, file_obj: object) -> None:
         entry = self._files.pop(id(file_obj), None)
         super().close(file_obj)
-        if entry:
-            kind, path, nbytes = entry
-            log.info("%s account=%s path=%s bytes=%d", kind, self._account, _show(path), nbytes)
+        if not entry:
+            return
+        kind, path, nbytes = entry
+        log.info("%s account=%s path=%s bytes=%d", kind, self._account, _show(path), nbytes)
+        if kind == "download" and self._on_download is not None:
+            text = path.decode("utf-8", "surrogateescape")
+            try:
+                # A database write: in a thread, not on the loop every session shares.
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self._on_download, self._account, text, nbytes
+                )
+            except Exception:
+                # The partner has the bytes already: failing its close would undo nothing.
+                log.exception(
+                    "download not recorded account=%s path=%s bytes=%d",
+                    self._account, _show(path), nbytes,
+                )  # fmt: skip
 
     # ---------------------------------------------------------------- metadata
 
@@ -294,8 +319,13 @@ class EmbeddedSftpServer:
         accounts: list[SftpAccount],
         host: str = "127.0.0.1",
         port: int = 0,
+        on_download: DownloadHook | None = None,
     ) -> None:
+        """``on_download``: called with each partner's download (account root below the
+        tree's: the service account's reads are the hub's own), e.g. a
+        ``downloads.DownloadRecorder``."""
         self.root_dir = Path(root_dir)
+        self.on_download = on_download
         self._tree = os.path.realpath(self.root_dir)  # every account root must lie inside
         self.host = host
         self.port = port
@@ -334,7 +364,8 @@ class EmbeddedSftpServer:
     def _sftp_factory(self, chan: asyncssh.SSHServerChannel) -> asyncssh.SFTPServer:
         owner = chan.get_connection().get_owner()
         assert isinstance(owner, _Connection) and owner.account is not None
-        return _Session(chan, owner.account)
+        service = owner.account.root == os.fsencode(self._tree)
+        return _Session(chan, owner.account, None if service else self.on_download)
 
     async def _listen(self) -> int:
         self._acceptor = await asyncssh.listen(
