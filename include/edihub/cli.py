@@ -10,6 +10,7 @@ edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the re
 edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDIHUB_DATABASE_URL)
 edihub docs contracts [--out D] Great Expectations' Data Docs of the data contracts
 edihub trace NAME|SHA256|ID     what happened to a file: its journey, or --json
+edihub overrides show PARTNER   a partner's effective tolerances or export options, and whence
 """
 
 from __future__ import annotations
@@ -182,6 +183,16 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0 if journeys else 1
 
 
+def cmd_overrides_show(args: argparse.Namespace) -> int:
+    from edihub.overrides import OverrideError, show_partner
+
+    try:
+        print(show_partner(_database_url(), args.partner), end="")
+    except OverrideError as exc:
+        sys.exit(f"edihub: {exc}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from edihub.stack.run import run_command
 
@@ -311,6 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("query", metavar="NAME|SHA256|ID")
     trace.add_argument("--json", action="store_true", help="JSON for scripts")
     trace.set_defaults(func=cmd_trace)
+
+    overrides = sub.add_parser(
+        "overrides", help="per-partner overrides (contracts/overrides)"
+    ).add_subparsers(dest="overrides", required=True)
+    show = overrides.add_parser(
+        "show",
+        help="a partner's effective settings and where each came from",
+        description="Defaults, then the partner's kind's file, then its own; every override "
+        "file is checked against the registry (exit status 1 on an error).",
+    )
+    show.add_argument("partner", metavar="PARTNER", help="its registry id")
+    show.set_defaults(func=cmd_overrides_show)
     return parser
 
 

@@ -19,7 +19,7 @@ import logging
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from edihub import clock
+from edihub import clock, overrides
 from edihub.contracts.compiled import (
     CompiledSuite,
     Tally,
@@ -84,6 +84,10 @@ class DataContract:
     suites: dict[str, dict[str, Any]]
     spec: dict[str, Any]
     compiled: dict[str, CompiledSuite] = field(default_factory=dict)
+    # the partners' own tolerances: contracts/overrides, beside the feeds' folders
+    overrides: overrides.Overrides = field(
+        default_factory=lambda: overrides.Overrides(Path(overrides.OVERRIDES))
+    )
 
     @classmethod
     def load(cls, folder: Path) -> DataContract:
@@ -92,7 +96,8 @@ class DataContract:
         those of the shared suite of the same name (file.json), derived columns, parameters
         and summary fields by key."""
         spec, suites = _read(folder)
-        if (folder.parent / "contract.yaml").is_file():
+        document = (folder.parent / "contract.yaml").is_file()
+        if document:
             shared_spec, shared_suites = _read(folder.parent)
             for table, suite in suites.items():
                 if table in shared_suites:
@@ -117,7 +122,24 @@ class DataContract:
             table: compile_suite(table, suite, f"{folder}/{table}.json")
             for table, suite in suites.items()
         }
-        return cls(folder=folder, suites=suites, spec=spec, compiled=compiled)
+        # contracts/<feed>/v<n>[/<document>]: the overrides are read with the contract, so
+        # an override file in error stops the check of a file as a contract in error does.
+        found = overrides.load(folder.parents[2 if document else 1] / overrides.OVERRIDES)
+        return cls(folder=folder, suites=suites, spec=spec, compiled=compiled, overrides=found)
+
+    def rules_of_setting(self, setting: str) -> set[str]:
+        """The rules whose parameters come from the setting ``setting``."""
+        named = {
+            name
+            for name, spec in self.spec["parameters"].items()
+            if setting in (spec.get("setting"), spec.get("days_before_today"))
+        }
+        return {
+            rule.meta["rule"]
+            for suite in self.compiled.values()
+            for rule in suite.rules
+            if rule.parameters & named
+        }
 
 
 def contract_folders(contracts_dir: Path) -> list[Path]:
@@ -331,6 +353,16 @@ class FileCheck:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown contract engine {self.engine!r}, not one of {ENGINES}")
 
+    @cached_property
+    def tolerances(self) -> overrides.Effective:
+        """The settings for this file's sender: the defaults, overridden by its kind's and its
+        own override files. Offline (no registry, so no kind) the defaults alone."""
+        if self.lookup is None:
+            return overrides.defaults(self.settings)
+        return self.contract.overrides.tolerances(
+            self.settings, self.context["account"], self.lookup
+        )
+
     @property
     def unchecked_parameters(self) -> frozenset[str]:
         if self.lookup is not None:
@@ -418,7 +450,7 @@ class FileCheck:
                 # with no earlier row, a bound every real value passes
                 params[name] = found if found is not None else dt.date(1970, 1, 1)
             elif "setting" in spec:
-                params[name] = self.settings[spec["setting"]]
+                params[name] = self.tolerances.values[spec["setting"]]
             elif "today" in spec:
                 params[name] = self.today
                 if spec.get("as") == "month_end":  # the current month counts as begun
@@ -426,7 +458,7 @@ class FileCheck:
             elif "days_before_today" in spec:
                 # a number of days, or the name of a setting (Settings.windows)
                 days = spec["days_before_today"]
-                days = self.settings[days] if isinstance(days, str) else int(days)
+                days = self.tolerances.values[days] if isinstance(days, str) else int(days)
                 params[name] = self.today - dt.timedelta(days=days)
             elif "context" in spec:
                 params[name] = [self.context[spec["context"]]]
@@ -496,11 +528,30 @@ class FileCheck:
         return violations
 
     def rule_results(self) -> list[dict[str, Any]]:
-        """Every rule that ran on the file, with the rows it checked and the rows it failed."""
-        return [
+        """Every rule that ran on the file, with the rows it checked and the rows it failed;
+        then each override that changed a setting of this contract's rules (table
+        "override", rule "file.yaml:key=value"), with those rules' figures added up."""
+        results = [
             {"table": t, "rule": r, "on_failure": o, "checked": c, "failed": f}
             for (t, r, o), (c, f) in sorted(self.tally.items())
         ]
+        for key, source in sorted(self.tolerances.sources.items()):
+            rules = self.contract.rules_of_setting(key)
+            if source == overrides.DEFAULT or not rules:
+                continue
+            mine = [r for r in results if r["rule"] in rules]
+            results.append(
+                {
+                    "table": "override",
+                    "rule": self.tolerances.label(key),
+                    "on_failure": REJECT_FILE
+                    if any(r["on_failure"] == REJECT_FILE for r in mine)
+                    else REJECT_RECORD,
+                    "checked": sum(r["checked"] for r in mine),
+                    "failed": sum(r["failed"] for r in mine),
+                }
+            )
+        return results
 
     def check_file(self, header: dict[str, Any], trailer: dict[str, Any]) -> list[Violation]:
         row: dict[str, Any] = {"record_no": 0}

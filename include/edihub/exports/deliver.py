@@ -12,6 +12,7 @@ checked, never overwritten; a different one there is an alarm, not something to 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -22,13 +23,15 @@ from typing import Any
 import paramiko
 import psycopg2.extras
 
-from edihub import clock
+from edihub import clock, overrides
+from edihub.config import Settings
 from edihub.exports import files, ledger
 from edihub.exports.schedule import export_refusal
 from edihub.faults import crash_point
 from edihub.load.db import connect
 from edihub.sftp.client import put_atomic
 from edihub.sftp.layout import statements_dir
+from edihub.validation import DatabaseLookup
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,27 @@ def _insurer(cur: Any, insurer_id: str) -> dict[str, Any]:
     if row is None:
         raise ExportRefused(f"insurer {insurer_id} is not in the registry")
     return dict(row)
+
+
+def _options(conn: Any, insurer_id: str, fmt: str) -> overrides.ExportOptions:
+    """The insurer's own options (contracts/overrides), read afresh for each publication."""
+    found = overrides.load(Settings.from_env().contracts_dir / overrides.OVERRIDES)
+    return overrides.export_options(found.export(DatabaseLookup(conn), insurer_id, fmt))
+
+
+def _prefixed(cur: Any, planned: ledger.PlannedFile, prefix: str) -> ledger.PlannedFile:
+    """The file just planned, its name prefixed in the plan's own transaction: the name is
+    decided once, with the lines. A plan another run made (named already) is left as it is."""
+    name = files.export_contract().name(
+        planned.insurer_id, planned.export_day, planned.sequence, planned.fmt
+    )
+    if not prefix or planned.file_name != name:
+        return planned
+    cur.execute(
+        "UPDATE edi.export_file SET file_name = %s WHERE export_id = %s",
+        (prefix + name, planned.export_id),
+    )
+    return dataclasses.replace(planned, file_name=prefix + name)
 
 
 def _remote_sha256(sftp: paramiko.SFTPClient, path: str) -> str | None:
@@ -102,6 +126,7 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
     with connect(dsn) as conn, conn.cursor() as cur:
         insurer = _insurer(cur, insurer_id)
         found = ledger.plan_of(cur, insurer_id, day)
+        options = _options(conn, insurer_id, found.fmt if found else insurer["export_format"])
         if found is None:
             refusal = export_refusal(insurer, day)
             if refusal:
@@ -109,14 +134,14 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
             cur.execute("SELECT 1 FROM edi.statement_day WHERE issued_on = %s", (day,))
             if cur.fetchone() is None:
                 raise ExportRefused(f"the statements of {day} are not issued yet")
-            found = ledger.plan(cur, insurer, day)
+            found = _prefixed(cur, ledger.plan(cur, insurer, day), options.file_prefix)
         conn.commit()
         planned = found
         rows = ledger.rows(cur, planned.export_id)
     try:
         contract = files.export_contract()
         header = files.Header(insurer_id, planned.sequence, day, planned.fmt)
-        data = files.render(contract, header, rows)
+        data = files.render(contract, header, rows, options)
         sha256 = hashlib.sha256(data).hexdigest()
         if planned.sha256 and planned.sha256 != sha256:
             raise PublishedFileDiffers(

@@ -25,6 +25,7 @@ import yaml
 from lxml import etree
 
 from edihub.config import Settings
+from edihub.overrides import ExportOptions
 
 VERSION = 1
 EXTENSIONS = {"csv": "csv", "xml": "xml", "parquet": "parquet"}
@@ -76,11 +77,27 @@ class Header:
     fmt: str
 
 
-def render(contract: ExportContract, header: Header, table: pa.Table) -> bytes:
-    """The file's bytes in the insurer's format, from its rows (``ledger.rows``)."""
+_FORMAT_ALONE = ExportOptions()
+
+
+def render(
+    contract: ExportContract,
+    header: Header,
+    table: pa.Table,
+    options: ExportOptions = _FORMAT_ALONE,
+) -> bytes:
+    """The file's bytes in the insurer's format, from its rows (``ledger.rows``), with the
+    insurer's own options (``edihub.overrides``)."""
+    if options.columns:
+        table = table.select(list(options.columns))
     if header.fmt == "csv":
+        if options.decimal_comma:
+            table = _decimal_comma(table)
         buf = io.BytesIO()
-        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=True, quoting_style="needed"))
+        write = pacsv.WriteOptions(
+            include_header=True, quoting_style="needed", delimiter=options.delimiter
+        )
+        pacsv.write_csv(table, buf, write)
         return buf.getvalue()
     if header.fmt == "parquet":
         buf = io.BytesIO()
@@ -89,6 +106,15 @@ def render(contract: ExportContract, header: Header, table: pa.Table) -> bytes:
     if header.fmt == "xml":
         return _xml(contract, header, table)
     raise ValueError(f"unknown export format {header.fmt!r} (csv, xml or parquet)")
+
+
+def _decimal_comma(table: pa.Table) -> pa.Table:
+    """The decimal columns as text with a comma (quoted in the CSV, as every text is)."""
+    for i, column in enumerate(table.columns):
+        if pa.types.is_decimal(column.type):
+            text = pc.replace_substring(pc.cast(column, pa.string()), ".", ",")
+            table = table.set_column(i, table.field(i).name, text)
+    return table
 
 
 # Text escaped as lxml escapes it, so the file reads the same as a tree serialised by lxml.
@@ -122,7 +148,7 @@ def _xml(contract: ExportContract, header: Header, table: pa.Table) -> bytes:
         text = f"{head}<{root}/>\n"
     else:
         cells = []
-        for name in contract.columns:
+        for name in table.column_names:  # the format's columns, or the insurer's subset
             values = pc.cast(table[name].combine_chunks(), pa.string())
             for raw, escaped in _TEXT_ESCAPES:
                 values = pc.replace_substring(values, raw, escaped)
