@@ -7,6 +7,7 @@ edihub db migrate               apply the database migrations (EDIHUB_DATABASE_U
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
 edihub partners list|add|...    change one partner of the registry, audited; the SFTP side follows
 edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
+edihub retention run [--dry-run] purge what is past its retention period, audited
 edihub kpi report --out FILE    the KPI dashboard as one HTML file, or JSON (EDIHUB_DATABASE_URL)
 edihub docs contracts [--out D] Great Expectations' Data Docs of the data contracts
 edihub trace NAME|SHA256|ID     what happened to a file: its journey, or --json
@@ -167,6 +168,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return command(args.stack, [args.component, *args.arguments] if args.stack == "exec" else [])
 
 
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    from edihub.retention import command
+
+    return command(_database_url(), dry_run=args.dry_run)
+
+
 def cmd_kpi_report(args: argparse.Namespace) -> int:
     from edihub.kpi.report import write_report
 
@@ -301,6 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     run_component.add_argument("component", help="api-server, scheduler, dag-processor, ...")
     run_component.add_argument("arguments", nargs=argparse.REMAINDER)
     run_component.set_defaults(func=cmd_stack)
+
+    retention = sub.add_parser("retention", help="retention periods").add_subparsers(
+        dest="retention", required=True
+    )
+    purge = retention.add_parser(
+        "run",
+        help="purge what is past its period (EDIHUB_RETAIN_*_DAYS), each purge audited",
+        description="Reads EDIHUB_DATABASE_URL, EDIHUB_SFTP_* (the hub's account; without "
+        "EDIHUB_SFTP_HOST the SFTP server's files are left) and EDIHUB_SFTP_LOG (OpenSSH).",
+    )
+    purge.add_argument("--dry-run", action="store_true", help="only print what would go")
+    purge.set_defaults(func=cmd_retention_run)
 
     kpi = sub.add_parser("kpi", help="the KPI dashboard").add_subparsers(dest="kpi", required=True)
     report = kpi.add_parser(

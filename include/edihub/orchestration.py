@@ -228,3 +228,21 @@ def export_insurer(insurer_id: str, days: list[str]) -> list[dict[str, Any]]:
             done = publish(dsn, sftp, insurer_id, dt.date.fromisoformat(day))
             published.append({**asdict(done), "export_day": day})
     return published
+
+
+def ingest_sftp_log() -> dict[str, Any] | None:
+    """OpenSSH's sftp log since the last run, into the download audit (None: no log set)."""
+    from edihub.sftp import downloads
+
+    path = downloads.configured_log()
+    return None if path is None else asdict(downloads.ingest_log(database_dsn(), path))
+
+
+def retention_run(dry_run: bool = False) -> dict[str, Any]:
+    """Purge what is past its retention period (``edihub.retention``)."""
+    from edihub import retention
+
+    policy = retention.RetentionPolicy.from_env()
+    with sftp_session() as sftp:
+        report = retention.run(database_dsn(), sftp, Settings.from_env(), policy, dry_run=dry_run)
+    return report.as_dict()

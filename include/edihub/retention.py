@@ -1,0 +1,466 @@
+"""Retention: what the hub holds is kept for a configured period, then purged, each purge in
+the audit trail (``retention.purge``, actor ``edihub``).
+
+What is not on the server cannot be stolen from it (the 2023 MOVEit lesson): an insurer's
+export and its manifest leave its SFTP folder once the insurer has downloaded the whole file
+(``export.download`` with at least the file's bytes, see ``edihub.sftp.downloads``) and the
+grace period has passed, or once they reach the maximum age, downloaded or not (another check
+alerts an insurer that does not pull its file long before). Then, past their periods: the
+inbound archive (each partner's raw files on the SFTP server, by day of receipt, and their
+landing copies in the state folder), the copies of the e-mails sent that the embedded relay
+keeps (``<state>/mail``), the leftovers of crashed steps (``.fetch-*.tmp`` landing files, the
+work folders of files whose outcome is decided), and whole months of the audit trail
+(partitions dropped, never rows deleted).
+
+Periods, in days, from the environment (defaults in ``RetentionPolicy``)::
+
+    EDIHUB_RETAIN_INBOUND_DAYS       raw inbound files: archive and landing copies    3650
+    EDIHUB_RETAIN_EXPORT_GRACE_DAYS  an export on the server after its download          3
+    EDIHUB_RETAIN_EXPORT_MAX_DAYS    an export on the server, downloaded or not         30
+    EDIHUB_RETAIN_MAIL_DAYS          the relay's copies of the statement e-mails        90
+    EDIHUB_RETAIN_AUDIT_DAYS         audit events (whole months past it are dropped)  3650
+    EDIHUB_RETAIN_TEMP_DAYS          leftovers of crashed steps                          2
+
+Times are compared with the clock that wrote them: the hub's (``edihub.clock``) for a file's
+receipt and an export's publication, the database's for audit events (downloads included)
+and the files' own times for local leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import posixpath
+import shutil
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from edihub import audit, clock
+from edihub.collect import FINAL_STATES
+from edihub.config import Settings
+from edihub.load.db import connect
+from edihub.sftp import client, downloads, layout
+from edihub.sftp.client import SftpEndpoint
+from edihub.sftp.downloads import MANIFEST_SUFFIX
+
+log = logging.getLogger(__name__)
+
+ACTION = "retention.purge"
+MAIL_FOLDER = "mail"  # the embedded relay's mailbox in the state folder (notify.catcher)
+PARTITIONED = ("edi.audit_event",)  # tables whose old months are dropped
+MONTHS_AHEAD = 3  # partitions created ahead, so that no event lands in the default one
+_DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of data is kept, in days."""
+
+    inbound_days: int = 3650
+    export_grace_days: int = 3
+    export_max_days: int = 30
+    mail_days: int = 90
+    audit_days: int = 3650
+    temp_days: int = 2
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            if getattr(self, item.name) < 0:
+                raise ValueError(f"retention: {item.name} must be 0 or more days")
+        if self.export_max_days < self.export_grace_days:
+            raise ValueError("retention: export_max_days is shorter than export_grace_days")
+        if self.temp_days < 1:  # younger leftovers may belong to a step still running
+            raise ValueError("retention: temp_days must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RetentionPolicy:
+        env = os.environ if environ is None else environ
+        values = {}
+        for item in fields(cls):
+            name = f"EDIHUB_RETAIN_{item.name.upper()}"
+            if env.get(name, "").strip():
+                values[item.name] = int(env[name])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Purge:
+    """One thing purged (or, in a dry run, to purge)."""
+
+    kind: str  # export, archive, landing, mail, temp, work, audit
+    subject: str  # a path on the SFTP server, state:<path> in the state folder, a partition
+    reason: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"{self.kind:8} {self.subject}  ({self.reason})"
+
+
+@dataclass
+class RetentionReport:
+    dry_run: bool
+    purges: list[Purge] = field(default_factory=list)
+    partitions_created: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # what could not be looked at, and why
+
+    def lines(self) -> list[str]:
+        verb = "would purge" if self.dry_run else "purged"
+        out = [f"{verb}: {p.line()}" for p in self.purges]
+        out += [f"partition created: {name}" for name in self.partitions_created]
+        out += [f"skipped: {why}" for why in self.skipped]
+        counts: dict[str, int] = {}
+        for p in self.purges:
+            counts[p.kind] = counts.get(p.kind, 0) + 1
+        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
+        return [*out, f"retention: {verb} {summary}"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Run:
+    """One retention run: its cutoffs, and the recording of each purge."""
+
+    def __init__(
+        self, dsn: str, settings: Settings, policy: RetentionPolicy, now: dt.datetime, dry: bool
+    ) -> None:
+        self.dsn, self.settings, self.policy, self.now = dsn, settings, policy, now
+        self.report = RetentionReport(dry)
+
+    def purge(self, cur: Any, item: Purge) -> None:
+        """Record ``item`` (its removal done in this transaction, or just before it)."""
+        self.report.purges.append(item)
+        if not self.report.dry_run:
+            audit.record(
+                cur, audit.HUB_ACTOR, ACTION, item.subject,
+                {"kind": item.kind, "reason": item.reason, **item.detail},
+            )  # fmt: skip
+
+
+def run(
+    dsn: str,
+    sftp: paramiko.SFTPClient | None,
+    settings: Settings,
+    policy: RetentionPolicy,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> RetentionReport:
+    """Purge (or list, ``dry_run``) everything past its period. ``sftp``: the hub's service
+    account (None: the SFTP server's files are left for a run that has it)."""
+    job = _Run(dsn, settings, policy, now or clock.now(), dry_run)
+    if not dry_run:
+        job.report.partitions_created = ensure_partitions(dsn)
+    if sftp is None:
+        job.report.skipped.append("exports and inbound archive: no SFTP session")
+    else:
+        _exports(job, sftp)
+        _archive(job, sftp)
+    _landing(job)
+    _work_folders(job)
+    _mail(job)
+    _audit_months(job)
+    for line in job.report.lines():
+        log.info("%s", line)
+    return job.report
+
+
+# ---------------------------------------------------------------- partitions
+
+
+def ensure_partitions(dsn: str, months_ahead: int = MONTHS_AHEAD) -> list[str]:
+    """This month's partition and the next ones of every partitioned table; the names of
+    those created now."""
+    created = []
+    with connect(dsn) as conn, conn.cursor() as cur:
+        for table in PARTITIONED:
+            cur.execute(
+                "SELECT edi.ensure_month_partition(%s, (date_trunc('month', now())"
+                " + make_interval(months => ahead))::date) FROM generate_series(0, %s) AS ahead",
+                (table, months_ahead),
+            )
+            schema = table.split(".")[0]
+            created += [f"{schema}.{name}" for (name,) in cur.fetchall() if name]
+        conn.commit()
+    return created
+
+
+def _audit_months(job: _Run) -> None:
+    """Drop the months of the audit trail that ended before its period began."""
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        for table in PARTITIONED:
+            cur.execute(
+                "SELECT c.oid::regclass::text, pg_get_expr(c.relpartbound, c.oid)"
+                " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = %s::regclass ORDER BY 1",
+                (table,),
+            )
+            for name, bound in cur.fetchall():
+                upper = _upper_bound(bound)
+                if upper is None:
+                    continue
+                cur.execute(
+                    "SELECT %s::timestamptz <= now() - make_interval(days => %s)",
+                    (upper, job.policy.audit_days),
+                )
+                if not cur.fetchone()[0]:
+                    continue
+                cur.execute(f"SELECT count(*) FROM {name}")  # a name from pg_class
+                rows = int(cur.fetchone()[0])
+                if not job.report.dry_run:
+                    cur.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
+                    cur.execute(f"DROP TABLE {name}")
+                job.purge(cur, Purge("audit", name, f"ended {upper[:10]}", {"rows": rows}))
+                conn.commit()
+
+
+def _upper_bound(bound: str) -> str | None:
+    """``FOR VALUES FROM ('…') TO ('…')`` -> the upper bound; None for DEFAULT."""
+    if " TO ('" not in bound:
+        return None
+    return bound.split(" TO ('", 1)[1].split("')", 1)[0]
+
+
+# ---------------------------------------------------------------- exports
+
+
+_EXPORTS_SQL = """
+SELECT f.insurer_id, f.sftp_account, f.file_name, f.published_at, d.at AS downloaded_at,
+       d.at <= now() - make_interval(days => %(grace)s) AS past_grace
+FROM edi.export_file f
+LEFT JOIN LATERAL (
+    SELECT min(e.at) AS at FROM edi.audit_event e
+    WHERE e.action = 'export.download' AND e.detail->>'file_name' = f.file_name
+      AND e.detail->>'insurer_id' = f.insurer_id
+      AND (e.detail->>'bytes')::bigint >= f.size_bytes
+) d ON true
+WHERE f.state = 'published'
+  AND (d.at <= now() - make_interval(days => %(grace)s)
+       OR f.published_at <= %(now)s - make_interval(days => %(max)s))
+  AND NOT EXISTS (
+    SELECT 1 FROM edi.audit_event p
+    WHERE p.action = 'retention.purge'
+      AND p.subject = '/partners/' || f.sftp_account || '/outbound/statements/' || f.file_name)
+ORDER BY f.insurer_id, f.export_day
+"""
+
+
+def _exports(job: _Run, sftp: paramiko.SFTPClient) -> None:
+    args = {
+        "grace": job.policy.export_grace_days,
+        "max": job.policy.export_max_days,
+        "now": job.now,
+    }
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        cur.execute(_EXPORTS_SQL, args)
+        due = cur.fetchall()
+        conn.commit()
+        for insurer_id, account, file_name, published_at, downloaded_at, past_grace in due:
+            path = posixpath.join(layout.statements_dir(account), file_name)
+            if past_grace:
+                reason = f"downloaded {downloaded_at:%Y-%m-%d %H:%M}Z, grace over"
+            else:
+                reason = f"published {published_at:%Y-%m-%d}, maximum age reached"
+            detail = {
+                "insurer_id": insurer_id,
+                "file_name": file_name,
+                "published_at": published_at.isoformat(),
+                "downloaded_at": downloaded_at.isoformat() if downloaded_at else None,
+            }
+            # The manifest first: a manifest on the server says its file is complete.
+            for target in (path + MANIFEST_SUFFIX, path):
+                if _remove(sftp, target, job.report.dry_run):
+                    job.purge(cur, Purge("export", target, reason, detail))
+            conn.commit()
+
+
+def _remove(sftp: paramiko.SFTPClient, path: str, dry_run: bool) -> bool:
+    """Remove a file on the server (in a dry run, only look); False if it is not there."""
+    try:
+        if dry_run:
+            sftp.stat(path)
+        else:
+            sftp.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- inbound archive
+
+
+def _listdir(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
+    try:
+        return sorted(sftp.listdir_attr(path), key=lambda a: a.filename)
+    except FileNotFoundError:
+        return []
+
+
+def _archive(job: _Run, sftp: paramiko.SFTPClient) -> None:
+    """The day folders (``/archive/<partner>/<feed>/<day>``) received before the period."""
+    cutoff = (job.now - dt.timedelta(days=job.policy.inbound_days)).date().isoformat()
+    root = "/" + layout.ARCHIVE
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        for partner in _folders(sftp, root):
+            for feed in _folders(sftp, partner):
+                for day in _folders(sftp, feed):
+                    name = posixpath.basename(day)
+                    if not (_is_day(name) and name < cutoff):
+                        continue
+                    files = [a for a in _listdir(sftp, day) if stat.S_ISREG(a.st_mode or 0)]
+                    if not job.report.dry_run:
+                        for entry in files:
+                            sftp.remove(posixpath.join(day, entry.filename))
+                        sftp.rmdir(day)
+                    detail = {"files": len(files), "bytes": sum(a.st_size or 0 for a in files)}
+                    job.purge(cur, Purge("archive", day, f"received {name}", detail))
+                    conn.commit()
+
+
+def _folders(sftp: paramiko.SFTPClient, path: str) -> Iterator[str]:
+    for entry in _listdir(sftp, path):
+        if stat.S_ISDIR(entry.st_mode or 0):
+            yield posixpath.join(path, entry.filename)
+
+
+def _is_day(name: str) -> bool:
+    try:
+        dt.date.fromisoformat(name)
+    except ValueError:
+        return False
+    return len(name) == 10
+
+
+# ---------------------------------------------------------------- the state folder
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.lstat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
+def _state_subject(job: _Run, path: Path) -> str:
+    return f"state:{path.relative_to(job.settings.state_dir)}"
+
+
+def _landing(job: _Run) -> None:
+    """Landing copies of raw files last received before the period; stale fetch temps."""
+    landing = job.settings.landing_dir
+    if not landing.is_dir():
+        return
+    real_now = dt.datetime.now(dt.UTC)
+    temp_cutoff = (real_now - job.policy.temp_days * _DAY).timestamp()
+    inbound_cutoff = job.now - job.policy.inbound_days * _DAY
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        for temp in sorted(landing.glob(".fetch-*.tmp")):
+            if _older(temp, temp_cutoff):
+                _unlink(job, temp)
+                job.purge(cur, Purge("temp", _state_subject(job, temp), "crashed fetch"))
+        # Copies on disk for longer than the period (their own time), then of those only the
+        # ones whose every receipt (the hub's time) is older than it: a resend keeps its copy.
+        on_disk = (real_now - job.policy.inbound_days * _DAY).timestamp()
+        old = {
+            copy.name: copy
+            for shard in sorted(landing.iterdir())
+            if shard.is_dir() and len(shard.name) == 2
+            for copy in sorted(shard.iterdir())
+            if _older(copy, on_disk)
+        }
+        cur.execute(
+            "SELECT sha256, array_agg(id ORDER BY id) FROM edi.inbound_file"
+            " WHERE sha256 = ANY(%s) GROUP BY sha256 HAVING max(received_at) < %s",
+            (list(old), inbound_cutoff),
+        )
+        for sha256, file_ids in cur.fetchall():
+            copy = old[sha256.strip()]
+            _unlink(job, copy)
+            reason = f"received before {inbound_cutoff:%Y-%m-%d}"
+            job.purge(
+                cur, Purge("landing", _state_subject(job, copy), reason, {"file_ids": file_ids})
+            )
+        conn.commit()
+
+
+def _work_folders(job: _Run) -> None:
+    """Work folders (verdict, staging) of files whose outcome is decided."""
+    work = job.settings.state_dir / "work"
+    if not work.is_dir():
+        return
+    cutoff = (dt.datetime.now(dt.UTC) - job.policy.temp_days * _DAY).timestamp()
+    stale = {int(p.name): p for p in work.iterdir() if p.name.isdigit() and _older(p, cutoff)}
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT id FROM edi.inbound_file WHERE id = ANY(%s) AND state <> ALL(%s)",
+            (list(stale), list(FINAL_STATES)),
+        )
+        undecided = {row[0] for row in cur.fetchall()}
+        for file_id, folder in sorted(stale.items()):
+            if file_id in undecided:
+                continue  # its load is still to come
+            if not job.report.dry_run:
+                shutil.rmtree(folder)
+            job.purge(cur, Purge("work", _state_subject(job, folder), "outcome decided"))
+        conn.commit()
+
+
+def _mail(job: _Run) -> None:
+    folder = job.settings.state_dir / MAIL_FOLDER
+    if not folder.is_dir():
+        return
+    cutoff = (dt.datetime.now(dt.UTC) - job.policy.mail_days * _DAY).timestamp()
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        for message in sorted(folder.glob("*.eml")):
+            if _older(message, cutoff):
+                _unlink(job, message)
+                reason = f"sent more than {job.policy.mail_days} days ago"
+                job.purge(cur, Purge("mail", _state_subject(job, message), reason))
+        conn.commit()
+
+
+def _unlink(job: _Run, path: Path) -> None:
+    if not job.report.dry_run:
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def hub_endpoint_from_env(environ: Mapping[str, str] | None = None) -> SftpEndpoint | None:
+    """The hub's service account on the SFTP server, as ``edihub run`` reads it
+    (EDIHUB_SFTP_HOST, _PORT, _USER, _KEY_FILE, _HOST_KEY); None without EDIHUB_SFTP_HOST."""
+    env = os.environ if environ is None else environ
+    if not env.get("EDIHUB_SFTP_HOST"):
+        return None
+    missing = [n for n in ("EDIHUB_SFTP_KEY_FILE", "EDIHUB_SFTP_HOST_KEY") if not env.get(n)]
+    if missing:
+        raise ValueError(f"with EDIHUB_SFTP_HOST, set {' and '.join(missing)} too")
+    return SftpEndpoint(
+        host=env["EDIHUB_SFTP_HOST"],
+        port=int(env.get("EDIHUB_SFTP_PORT") or 22),
+        username=env.get("EDIHUB_SFTP_USER") or "hub",
+        private_key_path=Path(env["EDIHUB_SFTP_KEY_FILE"]),
+        host_key=env["EDIHUB_SFTP_HOST_KEY"],
+    )
+
+
+def command(dsn: str, dry_run: bool) -> int:
+    """``edihub retention run [--dry-run]``: OpenSSH's log into the download audit (not in a
+    dry run), then the purges; prints each purge and a summary."""
+    log_path = downloads.configured_log()
+    if log_path is not None and not dry_run:
+        ingested = downloads.ingest_log(dsn, log_path)
+        print(f"downloads: {ingested.downloads} recorded from {ingested.lines} lines of {log_path}")
+    endpoint = hub_endpoint_from_env()
+    with client.connect(endpoint) if endpoint else contextlib.nullcontext() as sftp:
+        report = run(dsn, sftp, Settings.from_env(), RetentionPolicy.from_env(), dry_run=dry_run)
+    print("\n".join(report.lines()))
+    return 0
