@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import runpy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,16 @@ from edihub.alerts import CHECKS, store
 from edihub.alerts.checks import CHECKS as CHECK_FUNCTIONS
 from edihub.alerts.mail import send_pending
 from edihub.alerts.settings import AlertSettings
+from edihub.alerts.tasks import task_failed
 from edihub.audit import HUB_ACTOR, record
 from edihub.clock import MONACO
 from edihub.load.db import connect
 from edihub.notify.catcher import MailCatcher
+from edihub.ui.alerts_app import app as alerts_app
 from tests.e2e.test_collect_dag import airflow_connections
-from tests.integration import test_exports_page
 
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "edihub_plugin.py"
 TODAY = dt.date(2026, 11, 30)
-# Airflow's API server with the plugin, and a logged-in browser: the exports page's fixtures.
-api_server, login = test_exports_page.api_server, test_exports_page.login
 SETTINGS = AlertSettings(recipients=("integration@example.mc", "oncall@example.mc"))
 TEAM = "EDI hub <alerts@example.mc>"
 
@@ -235,8 +236,9 @@ def test_under_airflow_a_task_failing_for_good_opens_an_alert_mailed_once_closed
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The alerts DAG's export check run by Airflow (dag.test) with the hub's DEFAULT_ARGS:
-    a registry row it cannot read fails it for good, twice; its failure callback opens one
-    alert and e-mails it once; fixed, the next run's success callback closes it."""
+    a registry row it cannot read fails it for good; its failure callback opens one alert and
+    e-mails it, once however often it fails; fixed, the next run's success callback closes
+    it."""
     for name, value in airflow_connections(dsn, embedded_sftp).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AIRFLOW_CONN_EDI_SMTP", json.dumps({
@@ -249,8 +251,11 @@ def test_under_airflow_a_task_failing_for_good_opens_an_alert_mailed_once_closed
     [check_task] = dag.tasks
     monkeypatch.setattr(check_task, "retries", 0)  # fail now, not after the backoff
 
-    assert dag.test().state == "failed"
-    assert dag.test().state == "failed"
+    failed = dag.test()
+    assert failed.state == "failed"
+    # The same failure again (the callback as the next failed run calls it): no new mail.
+    [ti] = failed.get_task_instances()
+    task_failed({"ti": ti, "exception": ValueError("still unreadable")})
     key = "alerts.check_export_late"
     assert [a[:4] for a in alerts(dsn)] == [("task_failed", key, True, 2)]
     [message] = catcher.wait_for(1)
@@ -264,10 +269,22 @@ def test_under_airflow_a_task_failing_for_good_opens_an_alert_mailed_once_closed
     assert len(catcher.messages()) == 1
 
 
+def test_the_plugin_puts_the_page_in_the_browse_menu() -> None:
+    plugin = runpy.run_path(str(PLUGIN))["EdiHubPlugin"]
+    mounted = {m["url_prefix"]: m["app"] for m in plugin.fastapi_apps}
+    assert mounted["/edihub-alerts"] is alerts_app
+    [view] = [v for v in plugin.external_views if v["name"] == "Alerts"]
+    assert (view["href"], view["category"]) == ("edihub-alerts/alerts", "browse")  # relative
+
+
 @pytest.mark.airflow
 def test_the_alerts_page_shows_open_and_closed_alerts_behind_the_login(
-    login: Any, api_server: Any, dsn: str, monkeypatch: pytest.MonkeyPatch
+    airflow_db: None, dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Airflow's own check of the UI's token (its auth manager, its revoked tokens)."""
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
     from edihub import clock
 
     monkeypatch.setenv("EDIHUB_DATABASE_URL", dsn)
@@ -276,14 +293,20 @@ def test_the_alerts_page_shows_open_and_closed_alerts_behind_the_login(
         store.raise_alert(cur, "export_late", store.Finding("INS01/2026-11-29", "late <b>"), now)
         store.raise_alert(cur, "rejection_jump", store.Finding("fse", "fse jumped"), now)
         store.close_alert(cur, "rejection_jump", "fse", now, "back within bounds")
-    assert TestClient(api_server).get("/edihub-alerts/alerts").status_code == 401
-    page = login("viewer", "viewer").get("/edihub-alerts/alerts")
+    assert TestClient(alerts_app).get("/alerts").status_code == 401
+    manager = create_auth_manager()
+    manager.init()
+    viewer = TestClient(alerts_app)  # the UI's cookie, as the page's iframe sends it
+    viewer.cookies.set(
+        "_token", manager.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+    )
+    page = viewer.get("/alerts")
     assert page.status_code == 200
     rows = lxml.html.fromstring(page.text).xpath("//tr[@data-key]")
     assert [(r.get("data-kind"), r.get("data-key"), r.get("data-state")) for r in rows] == [
         ("export_late", "INS01/2026-11-29", "open"), ("rejection_jump", "fse", "closed"),
     ]  # fmt: skip
     assert "late &lt;b&gt;" in page.text  # escaped
-    data = login("viewer", "viewer").get("/edihub-alerts/alerts.json").json()
+    data = viewer.get("/alerts.json").json()
     assert [a["key"] for a in data["open"]] == ["INS01/2026-11-29"]
     assert data["closed"][0]["close_reason"] == "back within bounds"
