@@ -71,10 +71,13 @@ FILESYSTEM_ROOT = PurePosixPath("/")
 # The one read-only role: insurers only fetch what the hub exports to them.
 INSURER = "insurer"
 SERVICE = "service"  # the hub's own account's role
-# internal-sftp: log every file operation; files group-usable (the hub shares the partners'
-# group); no links (the hub quarantines them anyway); -R: read-only.
-SFTP_WRITER = "internal-sftp -l INFO -u 0007 -P symlink,hardlink"
-SFTP_READER = "internal-sftp -l INFO -R"
+# internal-sftp: log every file operation (the download audit reads each close and its bytes:
+# edihub.sftp.downloads), on a facility of its own so that syslog writes them to a file of
+# their own (EDIHUB_SFTP_LOG), apart from the authentication log; files group-usable (the hub
+# shares the partners' group); no links (the hub quarantines them anyway); -R: read-only.
+SFTP_LOG_FACILITY = "LOCAL5"
+SFTP_WRITER = f"internal-sftp -l INFO -f {SFTP_LOG_FACILITY} -u 0007 -P symlink,hardlink"
+SFTP_READER = f"internal-sftp -l INFO -f {SFTP_LOG_FACILITY} -R"
 
 # The registry's partner accounts, by role (parameter-free: nothing of the caller's in it).
 _ACCOUNTS_SQL = """
@@ -251,6 +254,9 @@ class SshdPlan:
             f"# Chroots ({self.root}/partners/<account>) and every folder above them must be",
             "# root's and not group- or other-writable (sshd refuses others); the folders of",
             "# accounts.tsv belong to the account, group-shared with the service account (2770).",
+            f"# internal-sftp logs to syslog ({SFTP_LOG_FACILITY}) through /dev/log inside the",
+            "# chroot: give each chroot a dev/log socket of the syslog daemon and point",
+            "# EDIHUB_SFTP_LOG at the file it writes (the hub's download audit reads it).",
             "",
             "# Public keys only, and only those of the blocks below: an account without a",
             "# block reads no key file and cannot log in.",
