@@ -9,22 +9,36 @@ connections (``tests/e2e/``).
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import io
 import json
 import os
+import pwd
+import secrets
 import shlex
+import shutil
 import subprocess
 import sys
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import paramiko
 import pytest
+import sqlalchemy
 from psycopg2.extensions import parse_dsn
 
 from edihub import cli, orchestration
+from edihub.config import REPO_ROOT
 from edihub.load.db import connect
 from edihub.notify.mail import SmtpSettings, smtp_settings_from_connection
+from edihub.sftp.client import SftpEndpoint
+from edihub.sftp.client import connect as sftp_connect
+from edihub.sftp.sshd_config import RegistryKey, ServiceAccount, build_plan, write_plan
 from edihub.stack.topology import REQUIRED, Topology, TopologyError
+from tests.fixtures.sftp import new_key_pair
+from tests.fixtures.sshd import free_port, remove_system_users, require_sshd_as_root, secure_base
 
 SECRETS = {"EDIHUB_JWT_SECRET": "jwt-" + "x" * 28, "EDIHUB_API_SECRET_KEY": "api-" + "y" * 28}
 SMTP = {
@@ -119,11 +133,12 @@ def test_the_generated_environment_reaches_postgres_and_sshd_through_the_dags_ho
     assert (conn["host"], int(conn["port"]), conn["login"]) == ("127.0.0.1", sftp_server.port,
                                                             sftp_server.hub.username)  # fmt: skip
     assert conn["extra_dejson"]["host_key"] == sftp_server.hub.host_key
-    done = subprocess.run(
-        [str(edihub), "stack", "exec", "db", "check"],
-        env=cli_env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
+    # Airflow's metadata URL, as SQLAlchemy (Airflow's driver) opens it.
+    engine = sqlalchemy.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as metadata:
+        name = metadata.execute(sqlalchemy.text("SELECT current_database()")).scalar()
+    engine.dispose()
+    assert name == parse_dsn(empty_dsn)["dbname"]
 
 
 def test_missing_inputs_are_all_named_and_the_key_file_must_exist(tmp_path: Path) -> None:
@@ -138,3 +153,101 @@ def test_missing_inputs_are_all_named_and_the_key_file_must_exist(tmp_path: Path
     key.write_text("")
     with pytest.raises(TopologyError, match="not a PostgreSQL URL"):
         Topology.from_env(complete | {"EDIHUB_SFTP_KEY_FILE": str(key)})
+
+
+def test_the_compose_sftp_entrypoint_serves_the_generated_configuration(tmp_path: Path) -> None:
+    """deploy/sftp/entrypoint.sh on this machine's sshd (the compose file's sftp service, out of
+    its container): the accounts and folders of accounts.tsv created, a partner sends, the hub
+    reads and answers, an insurer reads only; a partner added to the configuration logs in
+    after the reload, without a restart."""
+    require_sshd_as_root()
+    suffix = secrets.token_hex(3)
+    base = secure_base()
+    tree, conf, group = base / "tree", base / "conf", f"edihub-e{suffix}"
+    hub, pharmacy, insurer, late = (f"{n}{suffix}" for n in ("hub", "PH", "ins", "PL"))
+    keys = {name: new_key_pair(tmp_path / "keys", name) for name in (hub, pharmacy, insurer, late)}
+    host_key, host_public = new_key_pair(base, "host_key_source")
+
+    def configure(*accounts: tuple[str, str]) -> None:
+        registry = [RegistryKey(a, keys[a][1]) for _, a in accounts]
+        plan = build_plan(
+            accounts, registry, today=dt.date.today(), root=PurePosixPath(tree),
+            keys_dir=PurePosixPath(conf / "authorized_keys"),
+            service=ServiceAccount(hub, (keys[hub][1],)),
+        )  # fmt: skip
+        write_plan(plan, conf)
+
+    configure(("pharmacy", pharmacy), ("insurer", insurer))
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "EDIHUB_SSHD_CONFIG": str(conf),
+        "EDIHUB_SFTP_GROUP": group,
+        "EDIHUB_SSHD_HOST_KEY": str(base / "host_key"),
+        "EDIHUB_SSHD_HOST_KEY_SECRET": str(host_key),
+        "EDIHUB_SSHD_PORT": str(port),
+        "EDIHUB_SSHD_LISTEN": "127.0.0.1",
+        "EDIHUB_SSHD_POLL_SECONDS": "1",
+    }
+    log = (base / "entrypoint.log").open("wb")
+    entrypoint = subprocess.Popen(
+        [str(REPO_ROOT / "deploy/sftp/entrypoint.sh")], env=env, stdout=log, stderr=log
+    )
+    pinned = " ".join(host_public.split()[:2])
+
+    def endpoint(account: str) -> SftpEndpoint:
+        return SftpEndpoint("127.0.0.1", port, account, keys[account][0], pinned, timeout=5)
+
+    sessions = contextlib.ExitStack()
+
+    def session(account: str, deadline: float = 15) -> Any:
+        """A session as ``account``, once sshd is up (or has reloaded)."""
+        until = time.monotonic() + deadline
+        while True:
+            try:
+                return sessions.enter_context(sftp_connect(endpoint(account)))
+            except (OSError, paramiko.SSHException):
+                if time.monotonic() > until or entrypoint.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    try:
+        sender = session(pharmacy)
+        sender.putfo(io.BytesIO(b"invoice"), "/inbound/pharmacy/F1.txt")
+        assert sorted(sender.listdir("/")) == ["inbound", "outbound"]
+        service = session(hub)
+        assert sorted(service.listdir("/")) == ["archive", "partners"]
+        assert service.open(f"/partners/{pharmacy}/inbound/pharmacy/F1.txt").read() == b"invoice"
+        service.putfo(io.BytesIO(b"ack"), f"/partners/{pharmacy}/outbound/acks/F1.ack")
+        service.posix_rename(f"/partners/{pharmacy}/inbound/pharmacy/F1.txt", "/archive/F1.txt")
+        service.putfo(io.BytesIO(b"rows"), f"/partners/{insurer}/outbound/statements/S1.csv")
+        assert sender.open("/outbound/acks/F1.ack").read() == b"ack"
+        reader = session(insurer)
+        assert reader.open("/outbound/statements/S1.csv").read() == b"rows"
+        with pytest.raises(PermissionError):
+            reader.putfo(io.BytesIO(b"x"), "/outbound/statements/mine.csv")
+        with pytest.raises(paramiko.AuthenticationException), sftp_connect(endpoint(late)):
+            pass
+
+        configure(("pharmacy", pharmacy), ("insurer", insurer), ("practitioner", late))
+        newcomer = session(late)
+        assert sorted(newcomer.listdir("/inbound")) == ["fse", "payroll", "pharmacy", "registry"]
+        assert sender.stat("/outbound/acks/F1.ack").st_size == 3  # sessions survive the reload
+    finally:
+        sessions.close()
+        entrypoint.terminate()
+        entrypoint.wait(10)
+        log.close()
+        print((base / "entrypoint.log").read_text(errors="replace")[-3000:])
+        created = [name for name in (hub, pharmacy, insurer, late) if _user_exists(name)]
+        remove_system_users(created, group)
+        shutil.rmtree(base, ignore_errors=True)
+    assert entrypoint.returncode == 0  # it stopped sshd on SIGTERM and ended with it
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
