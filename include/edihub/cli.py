@@ -4,6 +4,8 @@ edihub run                      the embedded stack and the FSE collection (READM
 edihub stack env|check|exec C   the same topology as separate processes, on external servers
 edihub validate --feed fse F    check a file as the hub would, print its acknowledgment
 edihub db migrate               apply the database migrations (EDIHUB_DATABASE_URL)
+edihub reprocess file|sender|insurer  try a file again from its archive; republish an export
+edihub quarantine list|release ID      files quarantined unread, let one be read
 edihub registry load FILE...    load registry snapshots from this machine (EDIHUB_DATABASE_URL)
 edihub partners list|add|...    change one partner of the registry, audited; the SFTP side follows
 edihub sftp sshd-config --out D the partners' OpenSSH configuration, from the registry
@@ -102,6 +104,12 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     applied = migrate(_database_url())
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
     return 0
+
+
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    from edihub.reprocess import command
+
+    return command(args, _database_url())
 
 
 def cmd_registry_load(args: argparse.Namespace) -> int:
@@ -232,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db", required=True)
     db.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_db_migrate)
+
+    from edihub.reprocess import add_arguments as add_reprocess_arguments
+
+    for again in add_reprocess_arguments(sub):
+        again.set_defaults(func=cmd_reprocess)
 
     docs = sub.add_parser("docs", help="documentation").add_subparsers(dest="docs", required=True)
     formats = docs.add_parser(

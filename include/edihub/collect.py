@@ -213,9 +213,9 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
         return file_id
 
 
-def _register(cur: Any, item: InboundFile, sha256: str, size: int) -> int:
+def _register(cur: Any, item: InboundFile, sha256: str, size: int, **values: Any) -> int:
     """The file's row, once its landing copy is safe: new, a duplicate of a loaded file, or
-    (after a crash) the row an earlier run made."""
+    (after a crash) the row an earlier run made. ``values``: more columns of a new row."""
     existing = _in_flight(cur, item, sha256)
     if existing is not None:
         return existing
@@ -225,7 +225,7 @@ def _register(cur: Any, item: InboundFile, sha256: str, size: int) -> int:
         (sha256,),
     )
     loaded = cur.fetchone()
-    common = {"sha256": sha256, "size_bytes": size}
+    common = {"sha256": sha256, "size_bytes": size} | values
     if not loaded:
         return _insert_file(cur, item, **common)
     reason = f"the same file (sha256) was already loaded as {item.feed}-{loaded[0]}"
@@ -241,6 +241,27 @@ def _register(cur: Any, item: InboundFile, sha256: str, size: int) -> int:
     )
     _record_errors(cur, file_id, [file_error("DUPLICATE_FILE", reason)])
     return file_id
+
+
+def register_attempt(cur: Any, original: dict[str, Any], sha256: str, size: int) -> int:
+    """A new attempt at an archived file (``edihub.reprocess``), read back from its archive:
+    a new row linked to ``original`` (its ``edi.inbound_file`` row), under the same
+    exactly-once rules as a file fetched from an inbox. It is archived already: its archive
+    is the original's, which it leaves where it is."""
+    source = original["archive_path"]
+    item = InboundFile(
+        original["sender"], original["feed"], original["remote_name"], source, size, 0.0
+    )
+    return _register(
+        cur,
+        item,
+        sha256,
+        size,
+        original_file_id=original["id"],
+        remote_mtime=original["remote_mtime"],
+        archive_path=source,
+        archived_at=_now(),
+    )
 
 
 def ingest_local(dsn: str, settings: Settings, feed: str, path: Path, sender: str) -> int:

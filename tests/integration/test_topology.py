@@ -15,6 +15,7 @@ import io
 import json
 import os
 import pwd
+import re
 import secrets
 import shlex
 import shutil
@@ -188,6 +189,8 @@ def test_the_compose_sftp_entrypoint_serves_the_generated_configuration(tmp_path
         "EDIHUB_SSHD_PORT": str(port),
         "EDIHUB_SSHD_LISTEN": "127.0.0.1",
         "EDIHUB_SSHD_POLL_SECONDS": "1",
+        "EDIHUB_SYSLOG_INPUTS": str(base / "chroots.conf"),
+        "EDIHUB_SYSLOGD": "",  # no rsyslog here: its inputs are checked, not served
     }
     log = (base / "entrypoint.log").open("wb")
     entrypoint = subprocess.Popen(
@@ -199,6 +202,14 @@ def test_the_compose_sftp_entrypoint_serves_the_generated_configuration(tmp_path
         return SftpEndpoint("127.0.0.1", port, account, keys[account][0], pinned, timeout=5)
 
     sessions = contextlib.ExitStack()
+
+    def syslog_sockets() -> set[str]:
+        """The accounts whose chroot has a dev/ for rsyslog's socket, listed for rsyslog."""
+        listed = re.findall(r'Socket="([^"]+)/dev/log"', (base / "chroots.conf").read_text())
+        for chroot in listed:
+            dev = Path(chroot, "dev").stat()
+            assert (dev.st_uid, dev.st_mode & 0o777) == (0, 0o755), chroot
+        return {Path(chroot).name for chroot in listed}
 
     def session(account: str, deadline: float = 15) -> Any:
         """A session as ``account``, once sshd is up (or has reloaded)."""
@@ -214,7 +225,7 @@ def test_the_compose_sftp_entrypoint_serves_the_generated_configuration(tmp_path
     try:
         sender = session(pharmacy)
         sender.putfo(io.BytesIO(b"invoice"), "/inbound/pharmacy/F1.txt")
-        assert sorted(sender.listdir("/")) == ["inbound", "outbound"]
+        assert sorted(sender.listdir("/")) == ["dev", "inbound", "outbound"]  # dev/log: syslog
         service = session(hub)
         assert sorted(service.listdir("/")) == ["archive", "partners"]
         assert service.open(f"/partners/{pharmacy}/inbound/pharmacy/F1.txt").read() == b"invoice"
@@ -229,8 +240,11 @@ def test_the_compose_sftp_entrypoint_serves_the_generated_configuration(tmp_path
         with pytest.raises(paramiko.AuthenticationException), sftp_connect(endpoint(late)):
             pass
 
+        assert syslog_sockets() == {pharmacy, insurer}
+
         configure(("pharmacy", pharmacy), ("insurer", insurer), ("practitioner", late))
         newcomer = session(late)
+        assert syslog_sockets() == {pharmacy, insurer, late}
         assert sorted(newcomer.listdir("/inbound")) == ["fse", "payroll", "pharmacy", "registry"]
         assert sender.stat("/outbound/acks/F1.ack").st_size == 3  # sessions survive the reload
     finally:
