@@ -35,6 +35,7 @@ import os
 import posixpath
 import shutil
 import stat
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -115,9 +116,7 @@ class RetentionReport:
         out = [f"{verb}: {p.line()}" for p in self.purges]
         out += [f"partition created: {name}" for name in self.partitions_created]
         out += [f"skipped: {why}" for why in self.skipped]
-        counts: dict[str, int] = {}
-        for p in self.purges:
-            counts[p.kind] = counts.get(p.kind, 0) + 1
+        counts = Counter(p.kind for p in self.purges)
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "nothing"
         return [*out, f"retention: {verb} {summary}"]
 
@@ -126,7 +125,7 @@ class RetentionReport:
 
 
 class _Run:
-    """One retention run: its cutoffs, and the recording of each purge."""
+    """One retention run: its inputs, its report, and the recording of each purge."""
 
     def __init__(
         self, dsn: str, settings: Settings, policy: RetentionPolicy, now: dt.datetime, dry: bool
@@ -242,6 +241,8 @@ LEFT JOIN LATERAL (
       AND (e.detail->>'bytes')::bigint >= f.size_bytes
 ) d ON true
 WHERE f.state = 'published'
+  -- Older ones left long ago, and the audit months that said so may be gone.
+  AND f.published_at > %(now)s - make_interval(days => %(audit)s)
   AND (d.at <= now() - make_interval(days => %(grace)s)
        OR f.published_at <= %(now)s - make_interval(days => %(max)s))
   AND NOT EXISTS (
@@ -257,6 +258,7 @@ def _exports(job: _Run, sftp: paramiko.SFTPClient) -> None:
         "grace": job.policy.export_grace_days,
         "max": job.policy.export_max_days,
         "now": job.now,
+        "audit": job.policy.audit_days,
     }
     with connect(job.dsn) as conn, conn.cursor() as cur:
         cur.execute(_EXPORTS_SQL, args)

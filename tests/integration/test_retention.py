@@ -230,3 +230,12 @@ def test_the_audit_trail_is_partitioned_by_month_and_loses_whole_months(
     ]  # fmt: skip
     assert execute(empty_dsn, "SELECT to_regclass(%s)", dropped.subject) == [(None,)]
     assert retention.run(empty_dsn, None, settings, RetentionPolicy()).purges == []
+
+
+def test_periods_come_from_the_environment_and_must_make_sense() -> None:
+    env = {"EDIHUB_RETAIN_AUDIT_DAYS": "400", "EDIHUB_RETAIN_EXPORT_GRACE_DAYS": " "}
+    assert RetentionPolicy.from_env(env) == RetentionPolicy(audit_days=400)
+    with pytest.raises(ValueError, match="shorter than export_grace_days"):
+        RetentionPolicy.from_env({"EDIHUB_RETAIN_EXPORT_MAX_DAYS": "2"})
+    with pytest.raises(ValueError, match="temp_days must be at least 1"):
+        RetentionPolicy(temp_days=0)
