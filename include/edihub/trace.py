@@ -80,7 +80,7 @@ def journey(conn: Any, file_id: int) -> dict[str, Any]:
         "error_total": rows("SELECT count(*) AS n FROM edi.file_error WHERE file_id = %s", file_id)[
             0
         ]["n"],
-        "tables": _rows_per_table(cur, file["feed"], file_id),
+        "tables": rows_per_table(cur, file["feed"], file_id),
         "ack_downloads": rows(
             "SELECT at, actor, detail->>'bytes' AS bytes FROM edi.audit_event"
             " WHERE action = 'ack.download' AND (subject = %s OR right(subject, %s) = %s"
@@ -122,7 +122,7 @@ def journey(conn: Any, file_id: int) -> dict[str, Any]:
     }
 
 
-def _rows_per_table(cur: Any, feed: str, file_id: int) -> dict[str, int]:
+def rows_per_table(cur: Any, feed: str, file_id: int) -> dict[str, int]:
     """Rows of the file in each of its feed's tables (``edi.<feed>_*`` with a file_id)."""
     cur.execute(
         "SELECT c.table_name FROM information_schema.columns c"

@@ -98,6 +98,21 @@ class AirflowStandalone:
         # An AIRFLOW_CONFIG from the caller's shell would point Airflow at another airflow.cfg.
         env.pop("AIRFLOW_CONFIG", None)
         env.update(self.env)
+        # OpenLineage (edihub.lineage names the hub's datasets): offline, events go to a file
+        # under the stack's home, unless the caller names a transport (an HTTP one to the
+        # funds' Marquez, docs/operations.md).
+        env.setdefault("AIRFLOW__OPENLINEAGE__NAMESPACE", "edihub")
+        env.setdefault("AIRFLOW__OPENLINEAGE__EXTRACTORS", "edihub.lineage.HubExtractor")
+        # In a thread of the task, not a fork: the extractor reads the task's connections, and a
+        # fork would share the task's channel to the supervisor.
+        env.setdefault("AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD", "True")
+        if (
+            not {"OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "AIRFLOW__OPENLINEAGE__TRANSPORT"}
+            & env.keys()
+        ):
+            events = str(self.home / "openlineage.jsonl")
+            transport = {"type": "file", "log_file_path": events, "append": True}
+            env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(transport)
         # standalone starts its components as plain `airflow ...`: make that this venv's airflow.
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
