@@ -56,14 +56,19 @@ def journey(conn: Any, file_id: int) -> dict[str, Any]:
     cur = conn.cursor()
     dict_cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
 
-    def rows(statement: str | sql.Composable, *args: Any) -> list[dict[str, Any]]:
+    def rows(statement: str, *args: Any) -> list[dict[str, Any]]:
         dict_cur.execute(statement, args)
         return [dict(r) for r in dict_cur.fetchall()]
 
-    [file] = rows(f"SELECT {_FILE_COLUMNS} FROM edi.inbound_file WHERE id = %s", file_id) or [None]
-    if file is None:
+    def count(statement: str, *args: Any) -> int:
+        cur.execute(statement, args)
+        return int(cur.fetchone()[0])
+
+    found = rows(f"SELECT {_FILE_COLUMNS} FROM edi.inbound_file WHERE id = %s", file_id)
+    if not found:
         raise LookupError(f"no inbound file with id {file_id}")
-    ack_name = posixpath.basename(file["ack_path"]) if file["ack_path"] else None
+    file = found[0]
+    ack_name = posixpath.basename(file["ack_path"]) if file["ack_path"] else ""
     return {
         "file": file,
         "rules": rows(
@@ -77,24 +82,23 @@ def journey(conn: Any, file_id: int) -> dict[str, Any]:
             file_id,
             MAX_ERRORS,
         ),
-        "error_total": rows("SELECT count(*) AS n FROM edi.file_error WHERE file_id = %s", file_id)[
-            0
-        ]["n"],
+        "error_total": count("SELECT count(*) FROM edi.file_error WHERE file_id = %s", file_id),
         "tables": rows_per_table(cur, file["feed"], file_id),
+        # The download recorder names the ack by its path as the account saw it (chrooted
+        # for OpenSSH, the hub's view for the embedded server) and by its file name.
         "ack_downloads": rows(
             "SELECT at, actor, detail->>'bytes' AS bytes FROM edi.audit_event"
-            " WHERE action = 'ack.download' AND (subject = %s OR right(subject, %s) = %s"
-            " OR detail->>'file_name' = %s) ORDER BY at, id",
-            file["ack_path"],
-            len(ack_name or "") + 1,
+            " WHERE action = 'ack.download'"
+            "   AND (right(subject, %s) = %s OR detail->>'file_name' = %s) ORDER BY at, id",
+            len(ack_name) + 1,
             f"/{ack_name}",
             ack_name,
         )
         if ack_name
         else [],
-        "claim_lines": rows(
-            "SELECT count(*) AS n FROM edi.claim_line WHERE source_file_id = %s", file_id
-        )[0]["n"],
+        "claim_lines": count(
+            "SELECT count(*) FROM edi.claim_line WHERE source_file_id = %s", file_id
+        ),
         "statements": rows(
             "SELECT s.statement_number, s.issued_on, s.channel, s.insurer_id, s.created_at,"
             "       count(*) AS lines, count(*) OVER () AS total"
@@ -180,9 +184,7 @@ def trace(dsn: str, query: str) -> list[dict[str, Any]]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, dt.date):
+    if isinstance(value, dt.date):  # and datetimes
         return value.isoformat()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
