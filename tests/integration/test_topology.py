@@ -37,7 +37,7 @@ from edihub.notify.mail import SmtpSettings, smtp_settings_from_connection
 from edihub.sftp.client import SftpEndpoint
 from edihub.sftp.client import connect as sftp_connect
 from edihub.sftp.sshd_config import RegistryKey, ServiceAccount, build_plan, write_plan
-from edihub.stack.topology import REQUIRED, Topology, TopologyError
+from edihub.stack.topology import OPTIONAL, REQUIRED, Topology, TopologyError
 from tests.fixtures.sftp import new_key_pair
 from tests.fixtures.sshd import free_port, remove_system_users, require_sshd_as_root, secure_base
 
@@ -140,6 +140,25 @@ def test_the_generated_environment_reaches_postgres_and_sshd_through_the_dags_ho
         name = metadata.execute(sqlalchemy.text("SELECT current_database()")).scalar()
     engine.dispose()
     assert name == parse_dsn(empty_dsn)["dbname"]
+
+
+def test_the_systemd_example_is_a_complete_topology(tmp_path: Path) -> None:
+    """deploy/systemd: its env file example gives a topology, with inputs edihub knows only,
+    and its unit starts a component through ``edihub stack exec``."""
+    systemd = REPO_ROOT / "deploy" / "systemd"
+    lines = (systemd / "edihub.env.example").read_text().splitlines()
+    example = dict(ln.split("=", 1) for ln in lines if ln and not ln.startswith("#"))
+    known = set(REQUIRED) | set(OPTIONAL)
+    assert {n for n in example if not n.startswith("EDIHUB_SMTP_")} <= known
+    key = tmp_path / "hub_ed25519"
+    key.write_text("")
+    topology = Topology.from_env(example | {"EDIHUB_SFTP_KEY_FILE": str(key)})
+    env = topology.environment()
+    assert env["AIRFLOW__API__BASE_URL"] == example["EDIHUB_API_BASE_URL"]
+    assert json.loads(env["AIRFLOW_CONN_EDI_SFTP"])["extra"]["host_key"] == "ssh-ed25519 change-me"
+    unit = (systemd / "edihub-airflow@.service").read_text()
+    assert "ExecStart=/opt/edihub/.venv/bin/edihub stack exec %i" in unit
+    assert "EnvironmentFile=/etc/edihub/edihub.env" in unit
 
 
 def test_missing_inputs_are_all_named_and_the_key_file_must_exist(tmp_path: Path) -> None:

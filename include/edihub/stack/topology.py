@@ -34,7 +34,6 @@ from edihub.stack.run import _connection_from_dsn as postgres_connection
 # ones before it): management reads the KPI pages, operators reprocess (trigger and clear
 # runs, the exports' Rerun) and manage pools and variables, admin everything.
 AIRFLOW_USERS = "management:viewer,operator:op,admin:admin"
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 REQUIRED = (
     "EDIHUB_DATABASE_URL",  # the hub's database, postgresql://user:password@host:port/edihub
@@ -134,8 +133,8 @@ class Topology:
             raise TopologyError(f"EDIHUB_SFTP_KEY_FILE: no file {key_file}")
         try:
             smtp = SmtpSettings.from_env(env)
-            sftp_port, api_port = (int(env.get(f"EDIHUB_{n}_PORT") or d) for n, d in
-                                   (("SFTP", 22), ("API", 8080)))  # fmt: skip
+            sftp_port = int(env.get("EDIHUB_SFTP_PORT") or 22)
+            api_port = int(env.get("EDIHUB_API_PORT") or 8080)
         except ValueError as exc:
             raise TopologyError(str(exc)) from exc
         api_host = env.get("EDIHUB_API_HOST") or "127.0.0.1"
