@@ -259,9 +259,15 @@ def _new_attempt(
 ) -> int:
     """The attempt's row and its audit event (the caller commits both): the raw file fetched
     back from the archive to the landing area, checked against the sha256 it arrived with."""
-    fetched = sftp_client.fetch(
-        sftp, original["archive_path"], settings.landing_dir, settings.max_file_bytes
-    )
+    try:
+        fetched = sftp_client.fetch(
+            sftp, original["archive_path"], settings.landing_dir, settings.max_file_bytes
+        )
+    except FileNotFoundError:
+        raise Refused(
+            f"the archive of {_name(original)} ({original['archive_path']}) is gone: past "
+            "its retention period, or removed; the sender must send the file again"
+        ) from None
     if original["sha256"] and fetched.sha256 != original["sha256"].strip():
         raise Refused(
             f"the archive of {_name(original)} ({original['archive_path']}) holds other bytes "

@@ -97,9 +97,10 @@ def test_reprocess_after_a_registry_fix_and_a_senders_day(
     monkeypatch.setenv("EDIHUB_ACTOR", "ops.jdoe")
     hub.send(_file(hub, "F1.xml", 1, "000001"))
     hub.send(_file(hub, "F2.xml", 4, "000002"))
+    hub.send(_file(hub, "F0.xml", 10, "000004"))
     hub.collect()
     ids = _ids(hub)
-    assert [r[1:3] for r in hub.files()] == [("rejected", "ALL_RECORDS_REJECTED")] * 2
+    assert [r[1:3] for r in hub.files()] == [("rejected", "ALL_RECORDS_REJECTED")] * 3
     (errors_before,) = hub.query("SELECT count(*) FROM edi.file_error WHERE file_id = %s",
                                  ids["F1.xml"])  # fmt: skip
     assert errors_before[0] == 3
@@ -107,6 +108,11 @@ def test_reprocess_after_a_registry_fix_and_a_senders_day(
         with pytest.raises(reprocess.Refused, match="not quarantined: reprocess it"):
             reprocess.release(sftp, hub.dsn, hub.settings, ids["F1.xml"])
         _learn_newcomer(hub)
+        (gone,) = hub.query("SELECT archive_path FROM edi.inbound_file WHERE id = %s",
+                            ids["F0.xml"])  # fmt: skip
+        sftp.remove(gone[0])  # past its retention period
+        with pytest.raises(reprocess.Refused, match="is gone"):
+            reprocess.reprocess_file(sftp, hub.dsn, hub.settings, ids["F0.xml"])
         first = reprocess.reprocess_file(sftp, hub.dsn, hub.settings, ids["F1.xml"], "P10002 added")
         assert (first.original_id, first.state) == (ids["F1.xml"], "loaded")
         # Once an attempt is loaded, the file is done, whichever of the two is named.
@@ -135,8 +141,8 @@ def test_reprocess_after_a_registry_fix_and_a_senders_day(
         str(ids["F1.xml"]),
         {"new_file_id": first.file_id, "reason": "P10002 added"},
     )
-    # The sender's day, through the command line: F2 tried again; F1 (done) and F3 (loaded
-    # when it came) left, and said why.
+    # The sender's day, through the command line: F2 tried again; F1 (done), F0 (its archive
+    # gone) and F3 (loaded when it came) left, and said why.
     hub.send(_file(hub, "F3.xml", 7, "000003"))
     hub.collect()
     f3 = _ids(hub)["F3.xml"]
