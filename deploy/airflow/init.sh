@@ -21,15 +21,7 @@ with open(sys.argv[1], "w") as fh:
 PY
 chmod 600 "$passwords"
 
-# The hub's public key, from the private key mounted as a secret.
-python - /run/secrets/hub_ed25519 > /tmp/hub_ed25519.pub <<'PY'
-import sys
-from cryptography.hazmat.primitives import serialization as s
-key = s.load_ssh_private_key(open(sys.argv[1], "rb").read(), password=None)
-print(key.public_key().public_bytes(s.Encoding.OpenSSH, s.PublicFormat.OpenSSH).decode(), "hub")
-PY
-python -m edihub.cli sftp sshd-config --out /opt/edihub/sshd-config --root /srv/sftp \
-  --service-account hub --service-key /tmp/hub_ed25519.pub
+"$(dirname "$0")/sshd-config.sh"
 
 mkdir -p /opt/airflow/logs /opt/airflow/state
 chown -R "${AIRFLOW_UID}:0" /opt/airflow/logs /opt/airflow/state "$(dirname "$passwords")"

@@ -26,6 +26,7 @@ from edihub.stack.topology import AIRFLOW_USERS
 COMPOSE_TEXT = (REPO_ROOT / "docker-compose.yaml").read_text(encoding="utf-8")
 ENV_EXAMPLE = (REPO_ROOT / ".env.example").read_text(encoding="utf-8")
 INIT_SCRIPT = (REPO_ROOT / "deploy" / "airflow" / "init.sh").read_text(encoding="utf-8")
+SSHD_SCRIPT = (REPO_ROOT / "deploy" / "airflow" / "sshd-config.sh").read_text(encoding="utf-8")
 ONE_SHOT = {"airflow-init", "airflow-cli"}  # run to completion: no restart, no health check
 AIRFLOW_COMMANDS = {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}
 CONN_TYPES = {"edi_postgres": "postgres", "edi_sftp": "sftp", "edi_smtp": "smtp"}
@@ -318,7 +319,9 @@ def sshd_config_volume(doc: Compose) -> Problems:
         ]
         for name in ("airflow-init", "sftp")
     }
-    written = re.search(r"sshd-config --out (\S+)", INIT_SCRIPT)
+    written = re.search(r"sshd-config --out (\S+)", SSHD_SCRIPT)
+    if "/sshd-config.sh" not in INIT_SCRIPT:
+        return ["airflow-init does not write the sshd configuration"]
     if (
         mounts["airflow-init"] == mounts["sftp"]
         and written
