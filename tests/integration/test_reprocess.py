@@ -171,7 +171,7 @@ def test_reprocess_after_a_registry_fix_and_a_senders_day(
 
 
 def test_a_file_quarantined_for_its_size_is_released_once_the_limit_is_raised(
-    hub: Hub,
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _learn_newcomer(hub)
     strict = dataclasses.replace(hub.settings, max_file_bytes=512)
@@ -200,6 +200,11 @@ def test_a_file_quarantined_for_its_size_is_released_once_the_limit_is_raised(
         released.file_id,
         "loaded",
     )
+    monkeypatch.setenv("EDIHUB_DATABASE_URL", hub.dsn)
+    assert cli.main(["quarantine", "list"]) == 0
+    (line,) = [n for n in capsys.readouterr().out.splitlines() if n.startswith(f"{file_id} ")]
+    assert line.startswith(f"{file_id} fse {NEWCOMER} BIG.xml TOO_LARGE ")
+    assert line.endswith(f" released as {released.file_id}: loaded")
     (sha256,) = hub.query("SELECT sha256 FROM edi.inbound_file WHERE id = %s", released.file_id)
     assert sha256[0] is not None  # read at last: the quarantine had not
     assert _acks(hub, "BIG.xml") == {
