@@ -41,6 +41,7 @@ from edihub import clock
 from edihub.acks.ack import MAX_LISTED_ERRORS, AckError, ack_file_name, build_ack
 from edihub.config import Settings
 from edihub.faults import crash_point
+from edihub.feeds import NAME_IS_CONTENT
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.load import snapshots
 from edihub.load.db import connect
@@ -132,6 +133,7 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
         "size_bytes": item.size,
         "remote_mtime": dt.datetime.fromtimestamp(item.mtime, dt.UTC),
         "received_at": _now(),
+        "identity_name": _identity_name(item),
     } | values
     cur.execute(
         sql.SQL("INSERT INTO edi.inbound_file ({}) VALUES ({}) RETURNING id").format(
@@ -141,6 +143,12 @@ def _insert_file(cur: Any, item: InboundFile, **values: Any) -> int:
         list(row.values()),
     )
     return int(cur.fetchone()[0])
+
+
+def _identity_name(item: InboundFile) -> str:
+    """The part of a file's name that is part of its identity with its sha256 (exactly once):
+    all of it for the feeds whose names say what their bytes do not, else nothing."""
+    return _shown(item.name) if item.feed in NAME_IS_CONTENT else ""
 
 
 def _in_flight(cur: Any, item: InboundFile, sha256: str | None) -> int | None:
@@ -220,15 +228,16 @@ def _register(cur: Any, item: InboundFile, sha256: str, size: int, **values: Any
     if existing is not None:
         return existing
     cur.execute(
-        "SELECT id FROM edi.inbound_file WHERE sha256 = %s"
+        "SELECT id FROM edi.inbound_file WHERE sha256 = %s AND identity_name = %s"
         " AND state IN ('loaded', 'loaded_with_errors')",
-        (sha256,),
+        (sha256, _identity_name(item)),
     )
     loaded = cur.fetchone()
     common = {"sha256": sha256, "size_bytes": size} | values
     if not loaded:
         return _insert_file(cur, item, **common)
-    reason = f"the same file (sha256) was already loaded as {item.feed}-{loaded[0]}"
+    named = " under the same name" if _identity_name(item) else ""
+    reason = f"the same file (sha256){named} was already loaded as {item.feed}-{loaded[0]}"
     file_id = _insert_file(
         cur,
         item,

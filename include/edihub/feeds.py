@@ -9,3 +9,8 @@ FEEDS = {
     "registry": "snapshots of the funds' registries: insured, cards, insurers, practitioners, "
     "pharmacies, employers (CSV)",
 }
+
+# Feeds whose file names say part of what the file is: a registry snapshot's date is in its
+# name, not in its bytes. The same bytes under another name (a document unchanged since the
+# day before, or back to an earlier content) are another file, not a duplicate.
+NAME_IS_CONTENT = frozenset({"registry"})

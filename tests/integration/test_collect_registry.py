@@ -137,6 +137,28 @@ def test_every_documents_history_is_keyed_by_its_format(hub: Hub, tmp_path: Path
         assert in_table and in_history == in_table, fmt.document
 
 
+def test_a_document_back_to_earlier_bytes_is_a_new_snapshot(hub: Hub, tmp_path: Path) -> None:
+    """The snapshot's date is in its name, not its bytes: A, B, then A again leaves A in force,
+    and the same file sent again is still a duplicate."""
+    out = tmp_path / "out"
+    a, b = [practitioner("P1")], [practitioner("P1", "dentist")]
+    days = [SNAPSHOT_DAY, NEXT_DAY, NEXT_DAY + dt.timedelta(days=1)]
+    for day, rows in zip(days, (a, b, a), strict=True):
+        hub.send(write_snapshot(out / day.isoformat(), "practitioner", day, rows))
+        hub.collect()
+    hub.send(write_snapshot(out / "again", "practitioner", days[2], a))
+    hub.collect()
+    assert [(s, r) for _, s, r, *_ in hub.files()] == [
+        ("loaded", None),
+        ("loaded", None),
+        ("loaded", None),
+        ("duplicate", "DUPLICATE_FILE"),
+    ]
+    assert hub.query("SELECT kind, unchanged_since FROM edi.registry_practitioner") == [
+        ("general_practitioner", days[2])
+    ]
+
+
 def test_an_older_snapshot_never_replaces_a_newer_one(hub: Hub, tmp_path: Path) -> None:
     out = tmp_path / "out"
     hub.send(write_snapshot(out, "practitioner", NEXT_DAY, [practitioner("NEW")]))
