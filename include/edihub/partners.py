@@ -31,10 +31,8 @@ and ``follow_sshd_config`` keeps an embedded SFTP server's accounts in step with
 from __future__ import annotations
 
 import argparse
-import codecs
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -394,30 +392,6 @@ def snapshot_day(cur: Any, document: str, today: dt.date) -> dt.date:
     return today if newest is None or newest < today else newest + dt.timedelta(days=1)
 
 
-def _write_new_file(cur: Any, folder: Path, change: Change, day: dt.date) -> Path:
-    """The snapshot, its bytes made different from every file already loaded: the hub refuses
-    a file it loaded before (DUPLICATE_FILE, by sha256, whatever its name), and a change undone
-    (suspend, then resume) brings back a document's earlier content. The rows are rotated, then
-    a byte order mark (which the format accepts) is added, until the bytes are new."""
-    rows = change.rows
-    for start in range(max(len(rows), 1)):
-        path = write_snapshot(folder, change.document, day, rows[start:] + rows[:start])
-        data = path.read_bytes()
-        for variant in (data, codecs.BOM_UTF8 + data):
-            cur.execute(
-                "SELECT 1 FROM edi.inbound_file WHERE sha256 = %s"
-                " AND state IN ('loaded', 'loaded_with_errors')",
-                (hashlib.sha256(variant).hexdigest(),),
-            )
-            if cur.fetchone() is None:
-                path.write_bytes(variant)
-                return path
-    raise PartnerError(
-        f"every way of writing these {change.document} rows was loaded before as a file: "
-        "the change cannot be written as a new snapshot (let the core systems send it)"
-    )
-
-
 def _refusal(cur: Any, file_id: int, summary: dict[str, Any]) -> str:
     cur.execute(
         "SELECT rule, field, value, message FROM edi.file_error WHERE file_id = %s"
@@ -451,7 +425,9 @@ def apply(
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe_actor = "".join(c if c.isalnum() else "_" for c in actor)[:32]
         folder = settings.state_dir / "partner_changes" / f"{stamp}-{change.action}-{safe_actor}"
-        path = _write_new_file(cur, folder, change, day)
+        # A new date, so a new file even when a change brings back an earlier content
+        # (suspend, then resume): a snapshot's identity includes its name (collect).
+        path = write_snapshot(folder, change.document, day, change.rows)
         conn.commit()
         file_id = ingest_local(dsn, settings, "registry", path, settings.registry_senders[0])
         summary = file_summary(dsn, file_id)
