@@ -419,6 +419,7 @@ def start_sftp(
             line.done(f"SFTP: external server {hub.host}:{hub.port} as {hub.username}")
     else:
         with steps.step("Starting the SFTP server") as line:
+            from edihub.sftp.downloads import DownloadRecorder
             from edihub.sftp.server import EmbeddedSftpServer, SftpAccount
 
             root = stack.state_dir / "sftp"
@@ -438,7 +439,12 @@ def start_sftp(
                     (home / sub).mkdir(parents=True, exist_ok=True)
                 _, public = _key_pair(keys, f"insurer_{insurer}_ed25519")
                 accounts.append(SftpAccount(insurer, home, [public]))
-            server = EmbeddedSftpServer(root, keys / "sftp_host_ed25519", accounts)
+            server = EmbeddedSftpServer(
+                root,
+                keys / "sftp_host_ed25519",
+                accounts,
+                on_download=DownloadRecorder(stack.hub_dsn),  # the partners' downloads audited
+            )
             stack.sftp = server.start()
             stack.sftp_local_root = root
             hub = SftpEndpoint(server.host, server.port, HUB_ACCOUNT, hub_key, server.host_key_line)
