@@ -27,4 +27,5 @@ pytest_plugins = [
     "tests.fixtures.funds",
     "tests.fixtures.exports",
     "tests.fixtures.kpi",
+    "tests.fixtures.notify",
 ]

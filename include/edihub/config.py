@@ -14,12 +14,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
 
 
-def _names(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+def env_names(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     value = os.environ.get(name)
     return tuple(n.strip() for n in value.split(",") if n.strip()) if value else default
 
@@ -64,18 +64,18 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        paper_senders = _names("EDIHUB_PAPER_SENDERS", ("CSMSAISIE",))
+        paper_senders = env_names("EDIHUB_PAPER_SENDERS", ("CSMSAISIE",))
         return cls(
             state_dir=Path(os.environ.get("EDIHUB_STATE_DIR", REPO_ROOT / "state")),
             formats_dir=Path(os.environ.get("EDIHUB_FORMATS_DIR", REPO_ROOT / "formats")),
             contracts_dir=Path(os.environ.get("EDIHUB_CONTRACTS_DIR", REPO_ROOT / "contracts")),
-            max_file_bytes=_int("EDIHUB_MAX_FILE_BYTES", 2 * 1024**3),
-            settle_seconds=_int("EDIHUB_SETTLE_SECONDS", 10),
-            care_window_days=_int("EDIHUB_CARE_WINDOW_DAYS", 730),
-            declaration_window_days=_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
-            files_per_task=max(1, _int("EDIHUB_FILES_PER_TASK", 20)),
-            bytes_per_task=_int("EDIHUB_BYTES_PER_TASK", 256 * 1024**2),
-            registry_senders=_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
+            max_file_bytes=env_int("EDIHUB_MAX_FILE_BYTES", 2 * 1024**3),
+            settle_seconds=env_int("EDIHUB_SETTLE_SECONDS", 10),
+            care_window_days=env_int("EDIHUB_CARE_WINDOW_DAYS", 730),
+            declaration_window_days=env_int("EDIHUB_DECLARATION_WINDOW_DAYS", 730),
+            files_per_task=max(1, env_int("EDIHUB_FILES_PER_TASK", 20)),
+            bytes_per_task=env_int("EDIHUB_BYTES_PER_TASK", 256 * 1024**2),
+            registry_senders=env_names("EDIHUB_REGISTRY_SENDERS", ("csm-core",)),
             paper_senders=paper_senders,
             mailroom_account=os.environ.get("EDIHUB_MAILROOM_ACCOUNT") or paper_senders[0],
         )

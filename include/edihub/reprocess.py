@@ -35,9 +35,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import paramiko
@@ -295,24 +293,15 @@ def _name(row: dict[str, Any]) -> str:
 def _sftp_from_env() -> Iterator[paramiko.SFTPClient]:
     """The hub's own SFTP account, from the variables ``edihub run`` reads for an external
     server."""
-    from edihub.stack.run import HUB_ACCOUNT
-
-    host, key, host_key = (
-        os.environ.get(v)
-        for v in ("EDIHUB_SFTP_HOST", "EDIHUB_SFTP_KEY_FILE", "EDIHUB_SFTP_HOST_KEY")
-    )
-    if not (host and key and host_key):
+    try:
+        endpoint = sftp_client.hub_endpoint_from_env()
+    except ValueError as exc:
+        raise SystemExit(f"edihub: {exc}") from exc
+    if endpoint is None:
         raise SystemExit(
             "edihub: set EDIHUB_SFTP_HOST, EDIHUB_SFTP_KEY_FILE and EDIHUB_SFTP_HOST_KEY (and "
             "EDIHUB_SFTP_PORT, EDIHUB_SFTP_USER) for the hub's SFTP account"
         )
-    endpoint = sftp_client.SftpEndpoint(
-        host,
-        int(os.environ.get("EDIHUB_SFTP_PORT", "22")),
-        os.environ.get("EDIHUB_SFTP_USER", HUB_ACCOUNT),
-        Path(key),
-        host_key,
-    )
     with sftp_client.connect(endpoint) as sftp:
         yield sftp
 

@@ -48,7 +48,6 @@ from edihub.collect import FINAL_STATES
 from edihub.config import Settings
 from edihub.load.db import connect
 from edihub.sftp import client, downloads, layout
-from edihub.sftp.client import SftpEndpoint
 from edihub.sftp.downloads import MANIFEST_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -436,24 +435,6 @@ def _unlink(job: _Run, path: Path) -> None:
 # ---------------------------------------------------------------- the command
 
 
-def hub_endpoint_from_env(environ: Mapping[str, str] | None = None) -> SftpEndpoint | None:
-    """The hub's service account on the SFTP server, as ``edihub run`` reads it
-    (EDIHUB_SFTP_HOST, _PORT, _USER, _KEY_FILE, _HOST_KEY); None without EDIHUB_SFTP_HOST."""
-    env = os.environ if environ is None else environ
-    if not env.get("EDIHUB_SFTP_HOST"):
-        return None
-    missing = [n for n in ("EDIHUB_SFTP_KEY_FILE", "EDIHUB_SFTP_HOST_KEY") if not env.get(n)]
-    if missing:
-        raise ValueError(f"with EDIHUB_SFTP_HOST, set {' and '.join(missing)} too")
-    return SftpEndpoint(
-        host=env["EDIHUB_SFTP_HOST"],
-        port=int(env.get("EDIHUB_SFTP_PORT") or 22),
-        username=env.get("EDIHUB_SFTP_USER") or "hub",
-        private_key_path=Path(env["EDIHUB_SFTP_KEY_FILE"]),
-        host_key=env["EDIHUB_SFTP_HOST_KEY"],
-    )
-
-
 def command(dsn: str, dry_run: bool) -> int:
     """``edihub retention run [--dry-run]``: OpenSSH's log into the download audit (not in a
     dry run), then the purges; prints each purge and a summary."""
@@ -461,7 +442,7 @@ def command(dsn: str, dry_run: bool) -> int:
     if log_path is not None and not dry_run:
         ingested = downloads.ingest_log(dsn, log_path)
         print(f"downloads: {ingested.downloads} recorded from {ingested.lines} lines of {log_path}")
-    endpoint = hub_endpoint_from_env()
+    endpoint = client.hub_endpoint_from_env()
     with client.connect(endpoint) if endpoint else contextlib.nullcontext() as sftp:
         report = run(dsn, sftp, Settings.from_env(), RetentionPolicy.from_env(), dry_run=dry_run)
     print("\n".join(report.lines()))

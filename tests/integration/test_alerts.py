@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import runpy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +84,6 @@ def alerts(dsn: str) -> list[tuple[Any, ...]]:
         dsn, "SELECT kind, key, closed_at IS NULL, seen_count, close_reason FROM edi.alert"
         " ORDER BY id",
     )  # fmt: skip
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
-    server = MailCatcher(tmp_path / "mailbox").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_every_check_the_dag_runs_is_defined() -> None:

@@ -12,11 +12,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,15 +44,6 @@ from tests.fixtures.notify import (
 
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=MONACO)
 SENDER = "Caisses Sociales de Monaco <releves@example.org>"
-
-
-@pytest.fixture
-def catcher(tmp_path: Path) -> Iterator[MailCatcher]:
-    server = MailCatcher(tmp_path / "mailbox").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from edihub.alerts import store
 from edihub.alerts.settings import AlertSettings
 from edihub.clock import MONACO
 from edihub.load.db import connect
-from edihub.notify.mail import SmtpSettings, _Relay
+from edihub.notify.mail import Relay, SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def send_pending(
             return {"emailed": [], "error": None}
         ids = [a["id"] for a in alerts]
         message = build_message(alerts, smtp.sender, settings.recipients, now)
-        relay, error = _Relay(smtp), None
+        relay, error = Relay(smtp), None
         try:
             for recipient in settings.recipients:
                 relay.send(message, recipient)

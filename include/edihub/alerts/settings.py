@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edihub.config import _int, _names
+from edihub.config import env_int, env_names
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,20 @@ class AlertSettings:
     def from_env(cls) -> AlertSettings:
         d = cls()
         return cls(
-            recipients=_names("EDIHUB_ALERT_EMAILS", d.recipients),
-            sender_hour=_int("EDIHUB_ALERT_SENDER_HOUR", d.sender_hour),
-            sender_history_days=_int("EDIHUB_ALERT_SENDER_HISTORY_DAYS", d.sender_history_days),
-            sender_usual_percent=_int("EDIHUB_ALERT_SENDER_USUAL_PERCENT", d.sender_usual_percent),
-            pull_days=_int("EDIHUB_ALERT_PULL_DAYS", d.pull_days),
-            pull_window_days=_int("EDIHUB_ALERT_PULL_WINDOW_DAYS", d.pull_window_days),
-            rejection_min_files=_int("EDIHUB_ALERT_REJECTION_MIN_FILES", d.rejection_min_files),
-            rejection_jump_points=_int(
+            recipients=env_names("EDIHUB_ALERT_EMAILS", d.recipients),
+            sender_hour=env_int("EDIHUB_ALERT_SENDER_HOUR", d.sender_hour),
+            sender_history_days=env_int("EDIHUB_ALERT_SENDER_HISTORY_DAYS", d.sender_history_days),
+            sender_usual_percent=env_int(
+                "EDIHUB_ALERT_SENDER_USUAL_PERCENT", d.sender_usual_percent
+            ),
+            pull_days=env_int("EDIHUB_ALERT_PULL_DAYS", d.pull_days),
+            pull_window_days=env_int("EDIHUB_ALERT_PULL_WINDOW_DAYS", d.pull_window_days),
+            rejection_min_files=env_int("EDIHUB_ALERT_REJECTION_MIN_FILES", d.rejection_min_files),
+            rejection_jump_points=env_int(
                 "EDIHUB_ALERT_REJECTION_JUMP_POINTS", d.rejection_jump_points
             ),
-            rejection_history_days=_int(
+            rejection_history_days=env_int(
                 "EDIHUB_ALERT_REJECTION_HISTORY_DAYS", d.rejection_history_days
             ),
-            export_late_minutes=_int("EDIHUB_ALERT_EXPORT_LATE_MINUTES", d.export_late_minutes),
+            export_late_minutes=env_int("EDIHUB_ALERT_EXPORT_LATE_MINUTES", d.export_late_minutes),
         )

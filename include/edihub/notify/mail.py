@@ -279,7 +279,7 @@ def _classify(exc: Exception) -> _Refused:
     return _Refused(f"SMTP server unreachable or gone: {type(exc).__name__}: {exc}", False)
 
 
-class _Relay:
+class Relay:
     """The batch's one SMTP connection, opened on first use. Once the server cannot be
     reached, the rest of the batch is not tried against it again: each due statement is
     recorded as retrying with the same reason."""
@@ -363,7 +363,7 @@ def send_due(
         raise ValueError("send_due needs a timezone-aware now (next_attempt_at is timestamptz)")
     report = DeliveryReport()
     tried: list[int] = []  # each statement at most once per run, whatever its backoff
-    relay = _Relay(smtp)
+    relay = Relay(smtp)
     try:
         with db.connect(dsn) as conn:
             while limit is None or len(tried) < limit:
@@ -387,7 +387,7 @@ def send_due(
 
 def _deliver(
     conn: Any,
-    relay: _Relay,
+    relay: Relay,
     smtp: SmtpSettings,
     now: datetime,
     statement_id: int,

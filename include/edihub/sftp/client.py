@@ -23,7 +23,7 @@ import stat
 import tempfile
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -92,6 +92,30 @@ class SftpEndpoint:
     host_key: str
     timeout: float = 30.0
     private_key_passphrase: str | None = field(default=None, repr=False)
+
+
+HUB_ACCOUNT = "hub"  # the hub's own account: it sees the whole tree
+
+
+def hub_endpoint_from_env(environ: Mapping[str, str] | None = None) -> SftpEndpoint | None:
+    """The hub's account on an external SFTP server, from EDIHUB_SFTP_HOST, _PORT, _USER,
+    _KEY_FILE and _HOST_KEY (the pinned host key line); None without EDIHUB_SFTP_HOST."""
+    env = os.environ if environ is None else environ
+    if not env.get("EDIHUB_SFTP_HOST"):
+        return None
+    missing = [n for n in ("EDIHUB_SFTP_KEY_FILE", "EDIHUB_SFTP_HOST_KEY") if not env.get(n)]
+    if missing:
+        raise ValueError(
+            f"with EDIHUB_SFTP_HOST, set {' and '.join(missing)} too (the hub's private key "
+            "file, the server's pinned host key line)"
+        )
+    return SftpEndpoint(
+        host=env["EDIHUB_SFTP_HOST"],
+        port=int(env.get("EDIHUB_SFTP_PORT") or 22),
+        username=env.get("EDIHUB_SFTP_USER") or HUB_ACCOUNT,
+        private_key_path=Path(env["EDIHUB_SFTP_KEY_FILE"]),
+        host_key=env["EDIHUB_SFTP_HOST_KEY"],
+    )
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from rich.table import Table
 from edihub import clock
 from edihub.config import REPO_ROOT, Settings
 from edihub.feeds import FEEDS
+from edihub.sftp.client import HUB_ACCOUNT, hub_endpoint_from_env
 from edihub.stack.airflow import (
     TERMINAL_RUN_STATES,
     TERMINAL_TI_STATES,
@@ -72,7 +73,6 @@ DAG_IDS = {feed: f"collect_{feed}" for feed in FEEDS}  # feed -> its collect DAG
 FANOUT_DAG_IDS = ("build_statements", "notify_insured", "export_insurers")
 KPI_PAGE, KPI_JSON = "/edihub-kpi/kpi", "/edihub-kpi/kpi.json"
 STATEMENTS_FROM = "releves@caisses-sociales.mc"  # the From of the statement e-mails
-HUB_ACCOUNT = "hub"
 DEMOS = ("brochure", "day")
 SENDERS_AT_ONCE = 8  # partners uploading their demo files at the same time
 PROGRESS_SECONDS = 15.0  # how often a long run says how far it is
@@ -281,7 +281,7 @@ def _raise_terminated(signum: int, frame: object) -> None:
 # -- steps -----------------------------------------------------------------------------------
 
 
-def _connection_from_dsn(dsn: str) -> dict[str, Any]:
+def connection_from_dsn(dsn: str) -> dict[str, Any]:
     """The ``edi_postgres`` connection (host may be a unix-socket folder)."""
     from psycopg2.extensions import parse_dsn
 
@@ -322,7 +322,7 @@ def start_database(stack: Stack, steps: Steps) -> None:
         line.done(
             f"Migrations: applied {', '.join(applied)}" if applied else "Migrations: up to date"
         )
-    stack.connections["AIRFLOW_CONN_EDI_POSTGRES"] = json.dumps(_connection_from_dsn(stack.hub_dsn))
+    stack.connections["AIRFLOW_CONN_EDI_POSTGRES"] = json.dumps(connection_from_dsn(stack.hub_dsn))
 
 
 def _per_feed(files: dict[str, list[DemoFile]]) -> dict[str, dict[str, int]]:
@@ -396,23 +396,13 @@ def start_sftp(
     from edihub.sftp.client import SftpEndpoint
 
     endpoints: dict[str, SftpEndpoint] = {}
-    external = os.environ.get("EDIHUB_SFTP_HOST")
+    try:
+        external = hub_endpoint_from_env()
+    except ValueError as exc:
+        raise SystemExit(f"edihub run: {exc}") from exc
     if external:
         with steps.step("Using the external SFTP server") as line:
-            key_file = os.environ.get("EDIHUB_SFTP_KEY_FILE", "")
-            host_key = os.environ.get("EDIHUB_SFTP_HOST_KEY", "")
-            if not (key_file and host_key):
-                raise SystemExit(
-                    "edihub run: with EDIHUB_SFTP_HOST, set EDIHUB_SFTP_KEY_FILE and "
-                    "EDIHUB_SFTP_HOST_KEY (the pinned host key line) too"
-                )
-            hub = SftpEndpoint(
-                host=external,
-                port=int(os.environ.get("EDIHUB_SFTP_PORT", "22")),
-                username=os.environ.get("EDIHUB_SFTP_USER", HUB_ACCOUNT),
-                private_key_path=Path(key_file),
-                host_key=host_key,
-            )
+            hub = external
             # Without the partners' keys, the demo files go in as the hub's account, into
             # each partner's inbound folder (the hub's account sees the whole tree).
             endpoints = {p: hub for p in partners}

@@ -26,9 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from edihub.config import REPO_ROOT
 from edihub.notify.mail import SmtpSettings
-from edihub.sftp.client import SftpEndpoint
-from edihub.stack.run import HUB_ACCOUNT
-from edihub.stack.run import _connection_from_dsn as postgres_connection
+from edihub.sftp.client import HUB_ACCOUNT, SftpEndpoint
+from edihub.stack.run import connection_from_dsn as postgres_connection
 
 # Airflow's SimpleAuthManager roles (viewer < user < op < admin; each has the rights of the
 # ones before it): management reads the KPI pages, operators reprocess (trigger and clear
