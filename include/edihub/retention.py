@@ -230,24 +230,34 @@ def _upper_bound(bound: str) -> str | None:
 
 
 _EXPORTS_SQL = """
-SELECT f.insurer_id, f.sftp_account, f.file_name, f.published_at, d.at AS downloaded_at,
+SELECT f.insurer_id, f.sftp_account, f.file_name, s.since, d.at AS downloaded_at,
        d.at <= now() - make_interval(days => %(grace)s) AS past_grace
 FROM edi.export_file f
+CROSS JOIN LATERAL (
+    SELECT '/partners/' || f.sftp_account || '/outbound/statements/' || f.file_name AS path
+) p
+-- A file put back on the server (edihub reprocess insurer: export.republish) is there anew:
+-- its grace and maximum age count from then, and only the downloads and purges since.
+CROSS JOIN LATERAL (
+    SELECT coalesce(max(r.at), '-infinity') AS put_back FROM edi.audit_event r
+    WHERE r.action = 'export.republish' AND r.subject = p.path
+      AND (r.detail->>'uploaded')::boolean
+) b
+CROSS JOIN LATERAL (SELECT greatest(f.published_at, b.put_back) AS since) s
 LEFT JOIN LATERAL (
     SELECT min(e.at) AS at FROM edi.audit_event e
     WHERE e.action = 'export.download' AND e.detail->>'file_name' = f.file_name
       AND e.detail->>'insurer_id' = f.insurer_id
-      AND (e.detail->>'bytes')::bigint >= f.size_bytes
+      AND (e.detail->>'bytes')::bigint >= f.size_bytes AND e.at >= b.put_back
 ) d ON true
 WHERE f.state = 'published'
   -- Older ones left long ago, and the audit months that said so may be gone.
-  AND f.published_at > %(now)s - make_interval(days => %(audit)s)
+  AND s.since > %(now)s - make_interval(days => %(audit)s)
   AND (d.at <= now() - make_interval(days => %(grace)s)
-       OR f.published_at <= %(now)s - make_interval(days => %(max)s))
+       OR s.since <= %(now)s - make_interval(days => %(max)s))
   AND NOT EXISTS (
-    SELECT 1 FROM edi.audit_event p
-    WHERE p.action = 'retention.purge'
-      AND p.subject = '/partners/' || f.sftp_account || '/outbound/statements/' || f.file_name)
+    SELECT 1 FROM edi.audit_event u
+    WHERE u.action = 'retention.purge' AND u.subject = p.path AND u.at >= b.put_back)
 ORDER BY f.insurer_id, f.export_day
 """
 
@@ -263,16 +273,16 @@ def _exports(job: _Run, sftp: paramiko.SFTPClient) -> None:
         cur.execute(_EXPORTS_SQL, args)
         due = cur.fetchall()
         conn.commit()
-        for insurer_id, account, file_name, published_at, downloaded_at, past_grace in due:
+        for insurer_id, account, file_name, since, downloaded_at, past_grace in due:
             path = posixpath.join(layout.statements_dir(account), file_name)
             if past_grace:
                 reason = f"downloaded {downloaded_at:%Y-%m-%d %H:%M}Z, grace over"
             else:
-                reason = f"published {published_at:%Y-%m-%d}, maximum age reached"
+                reason = f"on the server since {since:%Y-%m-%d}, maximum age reached"
             detail = {
                 "insurer_id": insurer_id,
                 "file_name": file_name,
-                "published_at": published_at.isoformat(),
+                "published_at": since.isoformat(),
                 "downloaded_at": downloaded_at.isoformat() if downloaded_at else None,
             }
             # The manifest first: a manifest on the server says its file is complete.

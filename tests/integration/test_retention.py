@@ -17,7 +17,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from edihub import audit, cli, clock, retention
+from edihub import audit, cli, clock, reprocess, retention
 from edihub.config import Settings
 from edihub.load import db
 from edihub.retention import RetentionPolicy
@@ -95,6 +95,19 @@ def test_an_export_leaves_the_server_once_downloaded_and_past_grace_or_at_its_ma
         for path in (first.path + ".manifest.json", first.path,
                      second.path + ".manifest.json", second.path)
     ]  # fmt: skip
+    # INS01 lost its file: put back, it is on the server anew; its old download and purge
+    # do not count, and it leaves again at its maximum age from the republication.
+    with exports.server.connect(exports.server.hub) as sftp:
+        reprocess.republish(sftp, exports.dsn, "INS01", today, "lost by the insurer")
+    assert exports.server.local(first.path).exists()  # looked at, not downloaded
+    assert run().purges == []
+    execute(exports.dsn, "UPDATE edi.audit_event SET at = at - interval '31 days'")
+    execute(exports.dsn, "UPDATE edi.export_file SET published_at = published_at"
+            " - interval '31 days'")  # fmt: skip
+    report = run()
+    assert kinds(report) == [("export", first.path + ".manifest.json"), ("export", first.path)]
+    assert "maximum age" in report.purges[0].reason
+    assert not exports.server.local(first.path).exists()
 
 
 def _aged(path: Path, days: float, data: bytes = b"x") -> Path:
