@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -179,28 +180,79 @@ def test_an_export_late_past_its_deadline(dsn: str) -> None:
     assert done["refreshed"] == [f"INS02/{yesterday}"]
 
 
-def test_new_alerts_are_mailed_once_in_one_message_and_retried_after_a_refusal(
+def test_new_alerts_are_mailed_once_and_a_retry_goes_only_to_who_refused(
     dsn: str, catcher: MailCatcher
 ) -> None:
     smtp = catcher.smtp_settings(TEAM, timeout_seconds=5)
-    with connect(dsn) as conn, conn, conn.cursor() as cur:
-        for key in ("P10001", "P20002"):
-            store.raise_alert(cur, "sender_silent", store.Finding(key, f"{key} is quiet"), at(10))
+    for key in ("P10001", "P20002"):
+        quiet(dsn, key, at(10))
     catcher.refuse("oncall@example.mc", code=451)
     failed = send_pending(dsn, smtp, SETTINGS, at(10))
-    assert failed["emailed"] == [] and "451" in failed["error"]
+    assert failed["emailed"] == [] and failed["error"].startswith("oncall@example.mc: ")
+    assert "451" in failed["error"]
+    quiet(dsn, "P30003", at(10, 5))  # opened between the refusal and the retry
     catcher.accept_all()
     sent = send_pending(dsn, smtp, SETTINGS, at(10, 15))
-    assert sent == {"emailed": ["sender_silent:P10001", "sender_silent:P20002"], "error": None}
+    assert sent["emailed"] == [f"sender_silent:P{n}" for n in ("10001", "20002", "30003")]
+    assert sent["error"] is None
     assert send_pending(dsn, smtp, SETTINGS, at(10, 30))["emailed"] == []  # once
-    messages = catcher.messages()
-    # The refused attempt reached the first recipient; the retry reached both.
-    assert [m.get_all("Delivered-To") for m in messages] == [
-        ["integration@example.mc"], ["integration@example.mc"], ["oncall@example.mc"],
+    # Each recipient got each alert once: the integration team the first two, then only the
+    # new one; on-call, who refused, all three in the retry.
+    got = [(m["Delivered-To"], m["Subject"]) for m in catcher.messages()]
+    assert got == [
+        ("integration@example.mc", "[EDI hub] Daily sender silent: P10001 (+1 more)"),
+        ("integration@example.mc", "[EDI hub] Daily sender silent: P30003"),
+        ("oncall@example.mc", "[EDI hub] Daily sender silent: P10001 (+2 more)"),
     ]  # fmt: skip
-    assert messages[-1]["Subject"] == "[EDI hub] Daily sender silent: P10001 (+1 more)"
-    assert "P20002 is quiet" in messages[-1].get_content()
-    assert execute(dsn, "SELECT email_attempts, email_error FROM edi.alert") == [(2, None)] * 2
+    assert "P20002 is quiet" in catcher.messages()[-1].get_content()
+    assert execute(
+        dsn, "SELECT key, email_attempts, email_error, emailed_at FROM edi.alert ORDER BY id"
+    ) == [("P10001", 2, None, at(10, 15)), ("P20002", 2, None, at(10, 15)),
+          ("P30003", 1, None, at(10, 15))]  # fmt: skip
+
+
+def test_a_burst_of_failures_is_one_email_at_once_then_one_digest(
+    dsn: str, catcher: MailCatcher
+) -> None:
+    """52 insurers' exports failing together, their callbacks mailing concurrently as Celery
+    workers would: the first mailing goes at once, the others see it and defer; the alerts
+    DAG's digest carries the rest; a failure after the quiet period goes at once again."""
+    smtp = catcher.smtp_settings(TEAM, timeout_seconds=5)
+    team = AlertSettings(recipients=("integration@example.mc",))
+    five = dt.timedelta(minutes=team.mail_minutes)
+
+    def fails(insurer: str, now: dt.datetime) -> dict[str, Any]:
+        with connect(dsn) as conn, conn, conn.cursor() as cur:
+            finding = store.Finding(f"exports.export_insurer[{insurer}]", f"{insurer} failed")
+            store.raise_alert(cur, "task_failed", finding, now)
+        return send_pending(dsn, smtp, team, now, quiet=five)
+
+    insurers = [f"INS{n:02d}" for n in range(1, 53)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        burst = list(pool.map(fails, insurers, [at(6)] * len(insurers)))
+    assert sum(not r["deferred"] for r in burst) == 1
+    [first] = catcher.messages()
+    mailed_first = sum(len(r["emailed"]) for r in burst)
+    digest = send_pending(dsn, smtp, team, at(6, 15))  # the alerts DAG: never deferred
+    assert len(digest["emailed"]) == 52 - mailed_first
+    assert fails("INS53", at(6, 19))["deferred"]  # 4 minutes after the digest
+    assert fails("INS54", at(6, 20))["emailed"] == [
+        "task_failed:exports.export_insurer[INS53]", "task_failed:exports.export_insurer[INS54]",
+    ]  # fmt: skip
+    messages = catcher.messages()
+    assert len(messages) == 3
+    assert f"(+{51 - mailed_first} more)" in messages[1]["Subject"]
+    assert first["Subject"].startswith("[EDI hub] Task failed: exports.export_insurer[INS")
+    [(alerts_mailed, deliveries)] = execute(
+        dsn, "SELECT count(*) FILTER (WHERE emailed_at IS NOT NULL),"
+        " (SELECT count(*) FROM edi.alert_delivery) FROM edi.alert",
+    )  # fmt: skip
+    assert (alerts_mailed, deliveries) == (54, 54)
+
+
+def quiet(dsn: str, sender: str, now: dt.datetime) -> None:
+    with connect(dsn) as conn, conn, conn.cursor() as cur:
+        store.raise_alert(cur, "sender_silent", store.Finding(sender, f"{sender} is quiet"), now)
 
 
 def registry_insurers(dsn: str, *insurers: tuple[str, str, str]) -> None:

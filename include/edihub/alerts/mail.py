@@ -1,5 +1,6 @@
 """The integration team's e-mail of new alerts: one message per batch of newly opened alerts,
-over the relay statements go through (``edihub.notify.mail``), sent once per alert."""
+over the relay statements go through (``edihub.notify.mail``), sent once per alert and
+recipient (``edi.alert_delivery``)."""
 
 from __future__ import annotations
 
@@ -52,25 +53,56 @@ def build_message(
 
 
 def send_pending(
-    dsn: str, smtp: SmtpSettings, settings: AlertSettings, now: dt.datetime
+    dsn: str,
+    smtp: SmtpSettings,
+    settings: AlertSettings,
+    now: dt.datetime,
+    quiet: dt.timedelta | None = None,
 ) -> dict[str, Any]:
-    """E-mail every open alert not yet e-mailed, in one message; on failure the alerts keep
-    their error and the next call tries again. Returns what was sent."""
+    """E-mail the open alerts not yet e-mailed, each recipient only what it has not accepted
+    (one message per set of alerts: after a refusal, the retry goes to whoever refused).
+    Mailings take turns; with ``quiet`` (a failure callback), nothing is sent while another
+    mailing is under way or if an alert e-mail went out less than ``quiet`` ago: the next
+    digest carries the burst. A refused or failed recipient keeps the alerts' error, and the
+    next call tries it again. Returns what every recipient now has, and whether it deferred."""
     with connect(dsn) as conn, conn, conn.cursor() as cur:
+        if not store.lock_mail(cur, wait=quiet is None):
+            return {"emailed": [], "error": None, "deferred": True}
+        if quiet is not None and (last := store.last_sent(cur)) and now - last < quiet:
+            return {"emailed": [], "error": None, "deferred": True}
         alerts = store.pending_mail(cur)
-        if not alerts:
-            return {"emailed": [], "error": None}
-        ids = [a["id"] for a in alerts]
-        message = build_message(alerts, smtp.sender, settings.recipients, now)
-        relay, error = Relay(smtp), None
+        # The recipients still owed each alert, grouped: one message for those owed the same.
+        owed: dict[tuple[int, ...], list[str]] = {}
+        for recipient in settings.recipients:
+            ids = tuple(a["id"] for a in alerts if recipient not in a["delivered_to"])
+            if ids:
+                owed.setdefault(ids, []).append(recipient)
+        by_id = {a["id"]: a for a in alerts}
+        errors: dict[int, str | None] = dict.fromkeys(by_id)
+        failures: list[str] = []
+        relay = Relay(smtp)
         try:
-            for recipient in settings.recipients:
-                relay.send(message, recipient)
-        except Exception as exc:  # the relay's refusal or absence: retried by the next run
-            error = f"{type(exc).__name__}: {exc}"
-            log.error("alert e-mail to %s failed: %s", settings.recipients, error)
+            for ids, recipients in owed.items():
+                message = build_message([by_id[i] for i in ids], smtp.sender,
+                                        settings.recipients, now)  # fmt: skip
+                for recipient in recipients:
+                    try:
+                        relay.send(message, recipient)
+                    except Exception as exc:  # the relay's refusal or absence: retried
+                        error = f"{recipient}: {type(exc).__name__}: {exc}"
+                        log.error("alert e-mail failed: %s", error)
+                        failures.append(error)
+                        errors.update((i, "; ".join(filter(None, (errors[i], error))))
+                                      for i in ids)  # fmt: skip
+                    else:
+                        store.record_delivery(cur, list(ids), recipient, now,
+                                              message["Message-ID"])  # fmt: skip
         finally:
             relay.close()
-        store.mark_mailed(cur, ids, now, error)
-    keys = [f"{a['kind']}:{a['key']}" for a in alerts]
-    return {"emailed": [] if error else keys, "error": error}
+        if errors:
+            store.mark_mailed(cur, errors, now)
+    return {
+        "emailed": [f"{a['kind']}:{a['key']}" for a in alerts if errors[a["id"]] is None],
+        "error": "; ".join(failures) or None,
+        "deferred": False,
+    }

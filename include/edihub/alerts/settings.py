@@ -12,6 +12,9 @@ class AlertSettings:
     """What raises an alert, and who hears of it.
 
     recipients          EDIHUB_ALERT_EMAILS           the integration team (comma-separated)
+    mail_minutes        EDIHUB_ALERT_MAIL_MINUTES     a task's failure is mailed at once unless
+                                                      an alert e-mail went out this recently
+                                                      (then the next digest carries it)
     sender_hour         EDIHUB_ALERT_SENDER_HOUR      a daily sender has sent by this hour
                                                       (Monaco time, 0-23)...
     sender_history_days EDIHUB_ALERT_SENDER_HISTORY_DAYS  ...daily: it sent on at least
@@ -33,6 +36,7 @@ class AlertSettings:
     """
 
     recipients: tuple[str, ...] = ("integration@edihub.invalid",)
+    mail_minutes: int = 5
     sender_hour: int = 10
     sender_history_days: int = 28
     sender_usual_percent: int = 80
@@ -46,6 +50,8 @@ class AlertSettings:
     def __post_init__(self) -> None:
         if not 0 <= self.sender_hour <= 23:
             raise ValueError(f"EDIHUB_ALERT_SENDER_HOUR must be 0-23, not {self.sender_hour}")
+        if self.mail_minutes < 0:
+            raise ValueError(f"EDIHUB_ALERT_MAIL_MINUTES must be >= 0, not {self.mail_minutes}")
         if not self.recipients:
             raise ValueError("EDIHUB_ALERT_EMAILS names nobody: alerts must reach someone")
 
@@ -54,6 +60,7 @@ class AlertSettings:
         d = cls()
         return cls(
             recipients=env_names("EDIHUB_ALERT_EMAILS", d.recipients),
+            mail_minutes=env_int("EDIHUB_ALERT_MAIL_MINUTES", d.mail_minutes),
             sender_hour=env_int("EDIHUB_ALERT_SENDER_HOUR", d.sender_hour),
             sender_history_days=env_int("EDIHUB_ALERT_SENDER_HISTORY_DAYS", d.sender_history_days),
             sender_usual_percent=env_int(

@@ -95,24 +95,58 @@ def apply(dsn: str, kind: str, verdict: Verdict, now: dt.datetime) -> Applied:
     return done
 
 
+# Serialises the alerts' mailings (the DAG's digest, the failure callbacks), so that a burst
+# of callbacks sends one message, not one each.
+_MAIL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('edihub-alert-mail'))"
+_TRY_MAIL_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('edihub-alert-mail'))"
+
+
+def lock_mail(cur: Any, wait: bool) -> bool:
+    """Take the mailing lock for this transaction, waiting for it or not; True if taken."""
+    cur.execute(_MAIL_LOCK if wait else _TRY_MAIL_LOCK)
+    return wait or bool(cur.fetchone()[0])
+
+
+def last_sent(cur: Any) -> dt.datetime | None:
+    """When a recipient last accepted an alert e-mail."""
+    cur.execute("SELECT max(sent_at) FROM edi.alert_delivery")
+    return cur.fetchone()[0]
+
+
 def pending_mail(cur: Any) -> list[dict[str, Any]]:
-    """The open alerts not yet e-mailed, locked for this transaction (a concurrent sender
-    skips them: each alert is mailed once)."""
+    """The open alerts not yet e-mailed to every recipient, with those who accepted them
+    (``delivered_to``). Call under ``lock_mail``."""
     cur.execute(
-        "SELECT id, kind, key, summary, detail, opened_at, email_attempts FROM edi.alert"
-        " WHERE emailed_at IS NULL AND closed_at IS NULL ORDER BY opened_at, id"
-        " FOR UPDATE SKIP LOCKED"
+        "SELECT a.id, a.kind, a.key, a.summary, a.detail, a.opened_at,"
+        " coalesce(array_agg(d.recipient) FILTER (WHERE d.recipient IS NOT NULL), '{}')"
+        " AS delivered_to"
+        " FROM edi.alert a LEFT JOIN edi.alert_delivery d ON d.alert_id = a.id"
+        " WHERE a.emailed_at IS NULL AND a.closed_at IS NULL"
+        " GROUP BY a.id ORDER BY a.opened_at, a.id"
     )
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-def mark_mailed(cur: Any, ids: list[int], now: dt.datetime, error: str | None) -> None:
-    """Record a mailing of ``ids``: sent at ``now``, or failed with ``error`` (retried)."""
+def record_delivery(
+    cur: Any, ids: list[int], recipient: str, now: dt.datetime, message_id: str
+) -> None:
+    """``recipient``'s relay accepted the message carrying ``ids``."""
+    cur.executemany(
+        "INSERT INTO edi.alert_delivery (alert_id, recipient, sent_at, message_id)"
+        " VALUES (%s, %s, %s, %s)",
+        [(alert_id, recipient, now, message_id) for alert_id in ids],
+    )
+
+
+def mark_mailed(cur: Any, errors: dict[int, str | None], now: dt.datetime) -> None:
+    """Record a mailing: each alert's error (None: every recipient has it now, e-mailed at
+    ``now``; else retried for those who refused)."""
     cur.execute(
-        "UPDATE edi.alert SET email_attempts = email_attempts + 1, email_error = %s,"
-        " emailed_at = CASE WHEN %s IS NULL THEN %s END WHERE id = ANY(%s)",
-        (error, error, now, ids),
+        "UPDATE edi.alert a SET email_attempts = email_attempts + 1, email_error = f.error,"
+        " emailed_at = CASE WHEN f.error IS NULL THEN %s END"
+        " FROM unnest(%s::bigint[], %s::text[]) AS f(id, error) WHERE a.id = f.id",
+        (now, list(errors), list(errors.values())),
     )
 
 

@@ -5,7 +5,10 @@ Imported when a DAG file is parsed: only the standard library at module level.
 
 A task's failure (after its last retry: a retry is the backoff doing its job, not news)
 opens a ``task_failed`` alert keyed by DAG, task and, for a mapped task with a readable map
-index, that index (an insurer), and e-mails it at once; the same key's next success closes
+index, that index (an insurer), and e-mails it at once unless an alert e-mail went out in
+the last ``EDIHUB_ALERT_MAIL_MINUTES``: a burst (52 insurers' exports failing together) is one
+e-mail of its first failures, then the alerts DAG's next ``email_alerts`` (or the first
+failure after the quiet period) mails the rest in one. The same key's next success closes
 it. A mapped task without one (a collect batch) shares one key: a sibling's success in a
 later run closes it, as the failure is then gone.
 """
@@ -33,18 +36,24 @@ def _smtp() -> Any:
     return smtp_settings_from_connection(BaseHook.get_connection(SMTP_CONN_ID))
 
 
-def email_alerts() -> dict[str, Any]:
-    """E-mail the open alerts not yet e-mailed (the alerts DAG's last task, every run)."""
+def email_alerts(quiet: bool = False) -> dict[str, Any]:
+    """E-mail the open alerts not yet e-mailed (the alerts DAG's last task, every run); with
+    ``quiet``, only if no alert e-mail went out in the last EDIHUB_ALERT_MAIL_MINUTES."""
+    import datetime as dt
+
     from edihub import clock
     from edihub.alerts.mail import send_pending
     from edihub.alerts.settings import AlertSettings
     from edihub.orchestration import database_dsn
 
-    return send_pending(database_dsn(), _smtp(), AlertSettings.from_env(), clock.now())
+    settings = AlertSettings.from_env()
+    wait = dt.timedelta(minutes=settings.mail_minutes) if quiet else None
+    return send_pending(database_dsn(), _smtp(), settings, clock.now(), wait)
 
 
 def task_failed(context: Any) -> None:
-    """on_failure_callback: record the failure as an alert and e-mail the team."""
+    """on_failure_callback: record the failure as an alert and e-mail the team (at once, or
+    in the burst's digest)."""
     from edihub import clock
     from edihub.alerts import store
     from edihub.load.db import connect
@@ -62,8 +71,10 @@ def task_failed(context: Any) -> None:
     )  # fmt: skip
     with connect(database_dsn()) as conn, conn, conn.cursor() as cur:
         opened = store.raise_alert(cur, KIND, finding, clock.now())
-    if opened:
-        log.info("alert opened for %s; e-mailing: %s", finding.key, email_alerts())
+    # Every failure, opening or not, may be the first after a quiet period with a burst's
+    # alerts still unsent.
+    sent = email_alerts(quiet=True)
+    log.info("alert %s for %s; e-mailing: %s", "opened" if opened else "seen", finding.key, sent)
 
 
 def task_succeeded(context: Any) -> None:
