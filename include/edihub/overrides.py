@@ -159,8 +159,10 @@ class Overrides:
         return self.folder / layer.source
 
 
-def export_options(found: Effective) -> ExportOptions:
-    return ExportOptions(**{**found.values, "columns": tuple(found.values["columns"])})
+def export_options(values: dict[str, Any]) -> ExportOptions:
+    """The options ``values`` hold (an ``Effective``'s, or those a plan recorded): a key left
+    out is at its default, so a plan recorded as {} renders as the format alone does."""
+    return ExportOptions(**{**values, "columns": tuple(values.get("columns", ()))})
 
 
 def load(folder: Path) -> Overrides:

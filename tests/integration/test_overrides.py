@@ -15,13 +15,13 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pytest
 
-from edihub import cli, collect
+from edihub import cli, collect, reprocess
 from edihub.config import Settings
-from edihub.exports import PublishedFileDiffers
 from edihub.exports.files import export_contract
 from edihub.overrides import OverrideError, load
-from edihub.statements import monaco_today
+from edihub.statements import MONACO, build_statements, monaco_today
 from tests.fixtures.exports import Exports, day_of_care, read_export
+from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
 from tests.fixtures.funds import Funds
 from tests.fixtures.pharmacy import PHARMACY, invoice, pharmacy_file
 
@@ -90,7 +90,7 @@ def test_an_insurers_own_options_shape_its_file_the_others_as_the_format_makes_t
     monkeypatch.setenv("EDIHUB_CONTRACTS_DIR", str(contracts))
     today = monaco_today()
     day_of_care(exports, today)
-    published = exports.publish("INS01", today)
+    exports.publish("INS01", today)
     name = f"MUT1_CSM_INS01_{today:%Y%m%d}_000001.csv"
     assert exports.query("SELECT file_name FROM edi.export_file WHERE insurer_id = 'INS01'") == [
         (name,)
@@ -113,12 +113,45 @@ def test_an_insurers_own_options_shape_its_file_the_others_as_the_format_makes_t
     assert list(read_export("xml", xml)[0]) == [
         c for c in export_contract().columns if not c.startswith("corrects_")
     ]
-    # The name was decided with the plan; other options later make other bytes: an alarm.
-    (contracts / "overrides" / "partner" / "INS01.yaml").unlink()
+
+
+def test_a_file_keeps_the_options_it_was_planned_with_a_new_day_takes_the_new_ones(
+    exports: Exports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    override = "partner/INS01.yaml"
+    contracts = _contracts(exports.folder, {
+        override: "export: {delimiter: ';', decimal_comma: true, file_prefix: MUT1_}"
+    })  # fmt: skip
+    monkeypatch.setenv("EDIHUB_CONTRACTS_DIR", str(contracts))
+    today, tomorrow = monaco_today(), monaco_today() + dt.timedelta(days=1)
+    day_of_care(exports, today)
+    first = exports.publish("INS01", today)
+    before = exports.pulled("INS01")
+    # Options B, then the file of today put back (gone from the server, so rendered anew).
+    _contracts(exports.folder, {
+        override: "export: {delimiter: '|', columns: [statement_number, line_no, rate_percent],"
+                  " file_prefix: MUT2_}"
+    })  # fmt: skip
     with exports.server.connect(exports.server.hub) as sftp:
-        sftp.remove(published.path)
-    with pytest.raises(PublishedFileDiffers, match=name):
-        exports.publish("INS01", today)
+        sftp.remove(first.path)
+        again = reprocess.republish(sftp, exports.dsn, "INS01", today, "options changed")
+    assert (again.path, again.sha256, again.uploaded) == (first.path, first.sha256, True)
+    assert exports.pulled("INS01") == before
+    # A new day's file is planned under B: its name, delimiter, columns, no decimal comma.
+    care = [sheet(6), sheet(7)]  # INS01 member 123456 and his beneficiary
+    exports.ingest("fse", fse_file(exports.folder / "F2.xml", care, batch="000002"), PRACTITIONER)
+    build_statements(exports.dsn, now=dt.datetime.combine(tomorrow, dt.time(12), MONACO),
+                     close_today=True)  # fmt: skip
+    second = exports.publish("INS01", tomorrow)
+    name = f"MUT2_CSM_INS01_{tomorrow:%Y%m%d}_000002.csv"
+    assert Path(second.path).name == name
+    lines = exports.pulled("INS01")[name].decode().splitlines()
+    assert lines[0] == '"statement_number"|"line_no"|"rate_percent"'
+    assert len(lines) == 5 and all(line.endswith("|80.00") for line in lines[1:])
+    assert exports.query(
+        "SELECT export_day, export_options->>'delimiter', export_options->>'file_prefix'"
+        " FROM edi.export_file WHERE insurer_id = 'INS01' ORDER BY sequence"
+    ) == [(today, ";", "MUT1_"), (tomorrow, "|", "MUT2_")]
 
 
 @pytest.mark.parametrize(

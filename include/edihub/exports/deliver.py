@@ -1,7 +1,8 @@
 """Publish one insurer's file for one day into its SFTP folder.
 
 Order of effects, which "same bytes, never rewritten" rests on:
-  plan      the file's lines, number and format recorded (committed) before any byte is written
+  plan      the file's lines, number, format and options recorded (committed) before any
+            byte is written
   render    from that record only
   upload    file under a temporary name then renamed, then its manifest the same way: a
             manifest on the server means its file is complete
@@ -12,7 +13,6 @@ checked, never overwritten; a different one there is an alarm, not something to 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -69,24 +69,10 @@ def _insurer(cur: Any, insurer_id: str) -> dict[str, Any]:
 
 
 def _options(conn: Any, insurer_id: str, fmt: str) -> overrides.ExportOptions:
-    """The insurer's own options (contracts/overrides), read afresh for each publication."""
+    """The insurer's own options (contracts/overrides) of the moment, for a file planned now:
+    one planned before keeps those recorded with it."""
     found = overrides.load(Settings.from_env().contracts_dir / overrides.OVERRIDES)
-    return overrides.export_options(found.export(DatabaseLookup(conn), insurer_id, fmt))
-
-
-def _prefixed(cur: Any, planned: ledger.PlannedFile, prefix: str) -> ledger.PlannedFile:
-    """The file just planned, its name prefixed in the plan's own transaction: the name is
-    decided once, with the lines. A plan another run made (named already) is left as it is."""
-    name = files.export_contract().name(
-        planned.insurer_id, planned.export_day, planned.sequence, planned.fmt
-    )
-    if not prefix or planned.file_name != name:
-        return planned
-    cur.execute(
-        "UPDATE edi.export_file SET file_name = %s WHERE export_id = %s",
-        (prefix + name, planned.export_id),
-    )
-    return dataclasses.replace(planned, file_name=prefix + name)
+    return overrides.export_options(found.export(DatabaseLookup(conn), insurer_id, fmt).values)
 
 
 def _remote_sha256(sftp: paramiko.SFTPClient, path: str) -> str | None:
@@ -126,7 +112,6 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
     with connect(dsn) as conn, conn.cursor() as cur:
         insurer = _insurer(cur, insurer_id)
         found = ledger.plan_of(cur, insurer_id, day)
-        options = _options(conn, insurer_id, found.fmt if found else insurer["export_format"])
         if found is None:
             refusal = export_refusal(insurer, day)
             if refusal:
@@ -134,14 +119,15 @@ def publish(dsn: str, sftp: paramiko.SFTPClient, insurer_id: str, day: dt.date) 
             cur.execute("SELECT 1 FROM edi.statement_day WHERE issued_on = %s", (day,))
             if cur.fetchone() is None:
                 raise ExportRefused(f"the statements of {day} are not issued yet")
-            found = _prefixed(cur, ledger.plan(cur, insurer, day), options.file_prefix)
+            options = _options(conn, insurer_id, insurer["export_format"])
+            found = ledger.plan(cur, insurer, day, options)
         conn.commit()
         planned = found
         rows = ledger.rows(cur, planned.export_id)
     try:
         contract = files.export_contract()
         header = files.Header(insurer_id, planned.sequence, day, planned.fmt)
-        data = files.render(contract, header, rows, options)
+        data = files.render(contract, header, rows, planned.options)
         sha256 = hashlib.sha256(data).hexdigest()
         if planned.sha256 and planned.sha256 != sha256:
             raise PublishedFileDiffers(

@@ -4,12 +4,14 @@ A file for insurer I and day D carries every statement line routed to I, issued 
 not in an earlier file of I: the lines of statements copied to I, and the reversals of lines
 that went to I (a reversal goes where the line it cancels went, even if the insured has since
 withdrawn consent or changed insurer; the replacement goes only where the new statement is
-copied). The first planning of (I, D) records the lines, the next sequence number and the
-format of the moment; every later publication renders that record.
+copied). The first planning of (I, D) records the lines, the next sequence number, the format
+and I's export options (contracts/overrides) of the moment; every later publication renders
+that record, whatever the overrides say since.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from edihub.exports.files import export_contract
+from edihub.overrides import ExportOptions, export_options
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,12 @@ class PlannedFile:
     row_count: int
     state: str
     sha256: str | None
+    options: ExportOptions
 
 
 _PLANNED = """
     SELECT export_id, insurer_id, export_day, sequence, format, sftp_account, file_name,
-           row_count, state, sha256
+           row_count, state, sha256, export_options
       FROM edi.export_file WHERE insurer_id = %(insurer)s AND export_day = %(day)s
 """
 
@@ -96,12 +100,18 @@ def plan_of(cur: psycopg2.extensions.cursor, insurer_id: str, day: dt.date) -> P
     """The file of (insurer, day) if it was planned."""
     cur.execute(_PLANNED, {"insurer": insurer_id, "day": day})
     row = cur.fetchone()
-    return PlannedFile(*row) if row else None
+    return PlannedFile(*row[:-1], export_options(row[-1])) if row else None
 
 
-def plan(cur: psycopg2.extensions.cursor, insurer: dict[str, Any], day: dt.date) -> PlannedFile:
-    """The file of (insurer, day): planned now if it is not yet (inside the caller's
-    transaction, which this locks per insurer so that sequence numbers never collide)."""
+def plan(
+    cur: psycopg2.extensions.cursor,
+    insurer: dict[str, Any],
+    day: dt.date,
+    options: ExportOptions,
+) -> PlannedFile:
+    """The file of (insurer, day): planned now with ``options`` (its name prefixed by theirs)
+    if it is not yet, else as it was planned (inside the caller's transaction, which this locks
+    per insurer so that sequence numbers never collide)."""
     insurer_id = insurer["insurer_id"]
     cur.execute("SELECT pg_advisory_xact_lock(hashtext('edihub-export'), hashtext(%s))",
                 (insurer_id,))  # fmt: skip
@@ -114,13 +124,15 @@ def plan(cur: psycopg2.extensions.cursor, insurer: dict[str, Any], day: dt.date)
     )
     (sequence,) = cur.fetchone()
     fmt = insurer["export_format"]
-    name = export_contract().name(insurer_id, day, sequence, fmt)
+    name = options.file_prefix + export_contract().name(insurer_id, day, sequence, fmt)
     cur.execute(
         "INSERT INTO edi.export_file (insurer_id, export_day, sequence, format, sftp_account,"
-        " file_name, row_count, total_billed, total_reimbursed, total_patient_share)"
-        " VALUES (%s, %s, %s, %s, %s, %s, 0, 0, 0, 0) RETURNING export_id",
-        (insurer_id, day, sequence, fmt, insurer["sftp_account"], name),
-    )
+        " file_name, export_options, row_count, total_billed, total_reimbursed,"
+        " total_patient_share) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0)"
+        " RETURNING export_id",
+        (insurer_id, day, sequence, fmt, insurer["sftp_account"], name,
+         psycopg2.extras.Json(dataclasses.asdict(options))),
+    )  # fmt: skip
     (export_id,) = cur.fetchone()
     cur.execute(_PLAN_LINES, {"export_id": export_id, "insurer": insurer_id, "day": day})
     cur.execute(
