@@ -52,6 +52,18 @@ def build_message(
     return msg
 
 
+def _owed(
+    alerts: list[dict[str, Any]], recipients: tuple[str, ...]
+) -> dict[tuple[int, ...], list[str]]:
+    """The recipients still owed alerts, by the alerts they are owed: one message each set."""
+    owed: dict[tuple[int, ...], list[str]] = {}
+    for recipient in recipients:
+        ids = tuple(a["id"] for a in alerts if recipient not in a["delivered_to"])
+        if ids:
+            owed.setdefault(ids, []).append(recipient)
+    return owed
+
+
 def send_pending(
     dsn: str,
     smtp: SmtpSettings,
@@ -71,18 +83,12 @@ def send_pending(
         if quiet is not None and (last := store.last_sent(cur)) and now - last < quiet:
             return {"emailed": [], "error": None, "deferred": True}
         alerts = store.pending_mail(cur)
-        # The recipients still owed each alert, grouped: one message for those owed the same.
-        owed: dict[tuple[int, ...], list[str]] = {}
-        for recipient in settings.recipients:
-            ids = tuple(a["id"] for a in alerts if recipient not in a["delivered_to"])
-            if ids:
-                owed.setdefault(ids, []).append(recipient)
         by_id = {a["id"]: a for a in alerts}
         errors: dict[int, str | None] = dict.fromkeys(by_id)
         failures: list[str] = []
         relay = Relay(smtp)
         try:
-            for ids, recipients in owed.items():
+            for ids, recipients in _owed(alerts, settings.recipients).items():
                 message = build_message([by_id[i] for i in ids], smtp.sender,
                                         settings.recipients, now)  # fmt: skip
                 for recipient in recipients:
