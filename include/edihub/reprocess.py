@@ -72,17 +72,28 @@ class Attempt:
 
 
 def reprocess_file(
-    sftp: paramiko.SFTPClient, dsn: str, settings: Settings, file_id: int, reason: str = ""
+    sftp: paramiko.SFTPClient,
+    dsn: str,
+    settings: Settings,
+    file_id: int,
+    reason: str = "",
+    actor: str | None = None,
 ) -> Attempt:
-    """Try a rejected file again from its archive."""
-    return _again(sftp, dsn, settings, file_id, "file.reprocess", reason)
+    """Try a rejected file again from its archive, audited as ``actor`` (default: who runs
+    this, audit.current_actor)."""
+    return _again(sftp, dsn, settings, file_id, "file.reprocess", reason, actor)
 
 
 def release(
-    sftp: paramiko.SFTPClient, dsn: str, settings: Settings, file_id: int, reason: str = ""
+    sftp: paramiko.SFTPClient,
+    dsn: str,
+    settings: Settings,
+    file_id: int,
+    reason: str = "",
+    actor: str | None = None,
 ) -> Attempt:
-    """Let a file quarantined unread go through collection again."""
-    return _again(sftp, dsn, settings, file_id, "file.release", reason)
+    """Let a file quarantined unread go through collection again, audited as ``actor``."""
+    return _again(sftp, dsn, settings, file_id, "file.release", reason, actor)
 
 
 def reprocess_sender_day(
@@ -173,6 +184,7 @@ def _again(
     file_id: int,
     action: str,
     reason: str,
+    actor: str | None,
 ) -> Attempt:
     with connect(dsn) as conn, conn.cursor() as cur:
         original = _original(conn, file_id)  # locked: one reprocess of a file at a time
@@ -191,7 +203,9 @@ def _again(
             attempt_id = int(live[0])  # left in flight by a crash: finished below
         else:
             _check(original, action, settings)
-            attempt_id = _new_attempt(sftp, cur, settings, original, action, reason)
+            attempt_id = _new_attempt(
+                sftp, cur, settings, original, action, reason, actor or audit.current_actor()
+            )
         conn.commit()
     collect.validate(dsn, settings, attempt_id)
     collect.load(dsn, settings, attempt_id)
@@ -254,6 +268,7 @@ def _new_attempt(
     original: dict[str, Any],
     action: str,
     reason: str,
+    actor: str,
 ) -> int:
     """The attempt's row and its audit event (the caller commits both): the raw file fetched
     back from the archive to the landing area, checked against the sha256 it arrived with."""
@@ -274,7 +289,7 @@ def _new_attempt(
     attempt_id = collect.register_attempt(cur, original, fetched.sha256, fetched.size)
     audit.record(
         cur,
-        audit.current_actor(),
+        actor,
         action,
         str(original["id"]),
         {"new_file_id": attempt_id, "reason": reason},

@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 from edihub.exports import export_status
 from edihub.sftp.layout import statements_dir
 from edihub.statements import monaco_today
-from edihub.ui.exports_app import _form_token
+from edihub.ui.common import form_token
+from edihub.ui.exports_app import RERUN_FORM
 from edihub.ui.exports_app import app as exports_app
 from tests.fixtures.exports import Exports, day_of_care
 
@@ -192,7 +193,7 @@ def test_reruns_are_refused_to_viewers_forged_forms_and_days_a_run_cannot_publis
     page = viewer.get(PAGE)
     assert page.status_code == 200 and "<form" not in page.text  # sees, cannot rerun
     # Even with the token the page would give them: Airflow's own check of the trigger refuses.
-    their_token = _form_token(SimpleAuthManagerUser(username="auditor", role="viewer"))
+    their_token = form_token(SimpleAuthManagerUser(username="auditor", role="viewer"), RERUN_FORM)
     forced = viewer.post(RERUN, data={"insurer_id": "INS01", "day": day, "token": their_token},
                          headers=OURS)  # fmt: skip
     assert forced.status_code == 403 and "Insurer exports page" not in forced.text

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import json
 import re
 from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -24,7 +22,15 @@ from fastapi.responses import HTMLResponse
 from edihub import clock
 from edihub.exports import DayStatus, export_status
 from edihub.statements import MONACO, monaco_today
-from edihub.ui.common import database_dsn, plugin_access, read_cursor, template
+from edihub.ui.common import (
+    check_form,
+    current_user,
+    database_dsn,
+    form_token,
+    plugin_access,
+    read_cursor,
+    template,
+)
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -38,12 +44,7 @@ STATUSES = ("published", "failed", "late", "due", "waiting", "paused", "no conve
 RERUNNABLE = frozenset({"published", "failed", "late", "due"})
 
 _TEMPLATE = template("exports.html")
-
-
-def _user() -> Any:
-    from airflow.api_fastapi.core_api.security import get_user
-
-    return Depends(get_user)
+RERUN_FORM = "edihub-rerun"  # the purpose its form token is bound to
 
 
 def _may_trigger() -> Any:
@@ -56,7 +57,7 @@ def _may_trigger() -> Any:
 
 app = FastAPI(title="EDI hub: insurer exports", dependencies=[plugin_access()])
 # The logged-in Airflow user (already required by plugin_access; this hands it over).
-User = Annotated[Any, _user()]
+User = Annotated[Any, current_user()]
 
 
 def _can_trigger(user: BaseUser) -> bool:
@@ -72,29 +73,6 @@ def _can_trigger(user: BaseUser) -> bool:
     return get_auth_manager().is_authorized_dag(
         method="POST", access_entity=DagAccessEntity.RUN, details=details, user=user
     )
-
-
-def _form_token(user: BaseUser) -> str:
-    """The rerun form's anti-CSRF token: a cross-site page cannot read it off our page, and it
-    is bound to the user (the API server's secret key, shared by all its workers)."""
-    from airflow.configuration import conf
-
-    key = conf.get("api", "secret_key").encode()
-    return hmac.new(key, f"edihub-rerun\0{user.get_id()}".encode(), hashlib.sha256).hexdigest()
-
-
-def _same_origin(request: Request) -> bool:
-    """A browser names the page a POST comes from (Origin, else Referer); it must be ours,
-    as the browser or the proxy in front of us sees us. Neither header: the token decides."""
-    from airflow.configuration import conf
-
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if source is None:
-        return True
-    forwarded = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
-    base = urlsplit(conf.get("api", "base_url", fallback="") or "").netloc
-    ours = {request.headers.get("host"), forwarded, base} - {None, ""}
-    return urlsplit(source).netloc in ours
 
 
 def _statuses(now: dt.datetime) -> list[DayStatus]:
@@ -186,7 +164,7 @@ def exports_page(user: User, status: str | None = None) -> str:
         filters=[(k, counts.get(k, 0)) for k in STATUSES],
         shown=shown,
         can_rerun=_can_trigger(user),
-        token=_form_token(user),
+        token=form_token(user, RERUN_FORM),
         triggered=None,
     )
 
@@ -212,8 +190,7 @@ def rerun(
     day: Annotated[str, Form()],
     token: Annotated[str, Form()] = "",
 ) -> str:
-    if not hmac.compare_digest(token, _form_token(user)) or not _same_origin(request):
-        raise HTTPException(403, "this form must be sent from the Insurer exports page")
+    check_form(request, user, token, RERUN_FORM, "Insurer exports")
     try:
         export_day = dt.date.fromisoformat(day)
     except ValueError:

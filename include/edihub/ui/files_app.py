@@ -14,10 +14,6 @@ two clicks safe (the original is locked, one live attempt per file).
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -153,25 +149,6 @@ def _action(detail: dict[str, Any]) -> str | None:
     return None
 
 
-_ACTING = threading.Lock()
-
-
-@contextmanager
-def _acting_as(actor: str) -> Iterator[None]:
-    """``edihub.reprocess`` audits as ``audit.current_actor()``, which reads EDIHUB_ACTOR: the
-    variable is the process's, so one action at a time in this process, the old value back."""
-    with _ACTING:
-        before = os.environ.get("EDIHUB_ACTOR")
-        os.environ["EDIHUB_ACTOR"] = actor
-        try:
-            yield
-        finally:
-            if before is None:
-                del os.environ["EDIHUB_ACTOR"]
-            else:
-                os.environ["EDIHUB_ACTOR"] = before
-
-
 @app.post(
     "/files/{file_id}/{action}",
     response_class=HTMLResponse,
@@ -189,8 +166,8 @@ def act(
     check_form(request, user, token, FORM_PURPOSE, "Inbound files")
     dsn, settings = database_dsn(), Settings.from_env()
     try:
-        with _acting_as(user.get_name()), sftp_session() as sftp:
-            attempt = _ACTIONS[action](sftp, dsn, settings, file_id, reason)
+        with sftp_session() as sftp:
+            attempt = _ACTIONS[action](sftp, dsn, settings, file_id, reason, user.get_name())
     except reprocess.Refused as refused:
         page = _TEMPLATE.render(title=f"Inbound file {file_id}: not tried again",
                                 refused=str(refused), back=file_id)  # fmt: skip
