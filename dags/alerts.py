@@ -37,8 +37,9 @@ with DAG(
    - **check_export_late**: an insurer's file not published
      `EDIHUB_ALERT_EXPORT_LATE_MINUTES` after its due time.
 3. **email_alerts**: one e-mail to `EDIHUB_ALERT_EMAILS` with the alerts opened and not yet
-   e-mailed (a failed task's alert is e-mailed at once by its callback; this retries those
-   the relay refused), through the `edi_smtp` connection.
+   e-mailed (a failed task's alert is e-mailed at once by its callback, a burst's others
+   wait for this digest; it also retries the recipients the relay refused), through the
+   `edi_smtp` connection.
 
 The open alerts: Airflow UI, Browse → Alerts.
 Owner: integration engineering. Runbook: docs/operations.md#alerts.
