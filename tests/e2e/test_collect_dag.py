@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -11,35 +9,11 @@ import psycopg2
 import pytest
 
 from edihub.sftp.client import put_atomic
+from tests.fixtures.airflow import airflow_connections
 from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
 from tests.fixtures.registry import seed_registry
 
 pytestmark = pytest.mark.airflow
-
-
-def airflow_connections(dsn: str, server: Any) -> dict[str, str]:
-    url = urllib.parse.urlsplit(dsn)
-    query = urllib.parse.parse_qs(url.query)
-    postgres = {
-        "conn_type": "postgres",
-        "host": query.get("host", [url.hostname])[0],
-        "port": url.port,
-        "login": url.username,
-        "password": url.password,
-        "schema": url.path.lstrip("/"),
-    }
-    hub = server.hub
-    sftp = {
-        "conn_type": "sftp",
-        "host": hub.host,
-        "port": hub.port,
-        "login": hub.username,
-        "extra": {"key_file": str(hub.private_key_path), "host_key": hub.host_key},
-    }
-    return {
-        "AIRFLOW_CONN_EDI_POSTGRES": json.dumps({k: v for k, v in postgres.items() if v}),
-        "AIRFLOW_CONN_EDI_SFTP": json.dumps(sftp),
-    }
 
 
 def test_collect_fse_dag_run(

@@ -14,7 +14,7 @@ from edihub.notify.catcher import MailCatcher
 from edihub.registry_writer import write_snapshot
 from edihub.sftp.layout import statements_dir
 from edihub.statements import monaco_today
-from tests.e2e.test_collect_dag import airflow_connections
+from tests.fixtures.airflow import airflow_connections
 from tests.fixtures.exports import LATER, Exports, insured, insurers
 from tests.fixtures.fse import PRACTITIONER, fse_file
 from tests.fixtures.registry import CORE, seed_registry

@@ -23,7 +23,7 @@ from edihub import lineage
 from edihub.sftp.client import put_atomic
 from edihub.stack.airflow import AirflowStandalone
 from edihub.statements import monaco_today
-from tests.e2e.test_collect_dag import airflow_connections
+from tests.fixtures.airflow import airflow_connections
 from tests.fixtures.exports import Exports, day_of_care
 from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
 from tests.fixtures.registry import seed_registry

@@ -26,7 +26,7 @@ from edihub.clock import MONACO
 from edihub.load.db import connect
 from edihub.notify.catcher import MailCatcher
 from edihub.ui.alerts_app import app as alerts_app
-from tests.e2e.test_collect_dag import airflow_connections
+from tests.fixtures.airflow import airflow_connections
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "edihub_plugin.py"
 TODAY = dt.date(2026, 11, 30)

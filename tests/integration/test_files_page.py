@@ -16,11 +16,10 @@ from edihub import audit
 from edihub.load.db import connect
 from edihub.ui.common import form_token
 from edihub.ui.files_app import FORM_PURPOSE, app
-from tests.e2e.test_collect_dag import airflow_connections
+from tests.fixtures.airflow import airflow_connections
 from tests.fixtures.fse import PRACTITIONER, fse_file, sheet
 from tests.fixtures.hub import Hub, make_hub
-from tests.fixtures.registry import seed_registry
-from tests.integration.test_reprocess import NEWCOMER, _learn_newcomer
+from tests.fixtures.registry import NEWCOMER, learn_newcomer, seed_registry
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "edihub_plugin.py"
 
@@ -161,7 +160,7 @@ def test_an_operator_reprocesses_a_rejected_file_after_the_registry_learns_its_p
     assert target == f"/files/{file_id}/reprocess"
     forged = op.post(target, data={"token": "0" * 64}, headers={"origin": "http://testserver"})
     assert forged.status_code == 403
-    _learn_newcomer(hub)
+    learn_newcomer(hub.dsn, hub.settings)
 
     done = op.post(target, data={"token": form["token"], "reason": "P10002 registered"},
                    headers={"origin": "http://testserver"})  # fmt: skip

@@ -5,7 +5,6 @@ day, a file quarantined unread released, an insurer's lost export put back with 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 import signal
 import subprocess
@@ -19,13 +18,10 @@ from lxml import etree
 from edihub import audit, cli, collect, faults, reprocess
 from edihub.clock import monaco_today
 from edihub.load.db import connect
-from edihub.registry_writer import write_snapshot
 from tests.fixtures.exports import Exports, day_of_care
 from tests.fixtures.fse import fse_file, sheet
 from tests.fixtures.hub import ACK_SCHEMA, Hub, ack_status, make_hub
-from tests.fixtures.registry import CORE, SNAPSHOT_DAY, seed_registry
-
-NEWCOMER = "P10002"  # a practitioner the tests' registry does not know at first
+from tests.fixtures.registry import NEWCOMER, learn_newcomer, seed_registry
 
 
 @pytest.fixture
@@ -79,18 +75,6 @@ def _cli_env(hub: Hub) -> dict[str, str]:
     }
 
 
-def _learn_newcomer(hub: Hub) -> None:
-    day = SNAPSHOT_DAY + dt.timedelta(days=1)
-    rows = [
-        {"practitioner_id": p, "kind": "general_practitioner", "name": f"Dr {p}",
-         "fse_start_date": dt.date(2015, 6, 1)}
-        for p in ("P10001", NEWCOMER)
-    ]  # fmt: skip
-    path = write_snapshot(hub.settings.state_dir.parent / "fix", "practitioner", day, rows)
-    file_id = collect.ingest_local(hub.dsn, hub.settings, "registry", path, CORE)
-    assert collect.file_summary(hub.dsn, file_id)["state"] == "loaded"
-
-
 def test_reprocess_after_a_registry_fix_and_a_senders_day(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,7 +91,7 @@ def test_reprocess_after_a_registry_fix_and_a_senders_day(
     with hub.server.connect(hub.server.hub) as sftp:
         with pytest.raises(reprocess.Refused, match="not quarantined: reprocess it"):
             reprocess.release(sftp, hub.dsn, hub.settings, ids["F1.xml"])
-        _learn_newcomer(hub)
+        learn_newcomer(hub.dsn, hub.settings)
         (gone,) = hub.query("SELECT archive_path FROM edi.inbound_file WHERE id = %s",
                             ids["F0.xml"])  # fmt: skip
         sftp.remove(gone[0])  # past its retention period
@@ -173,7 +157,7 @@ def test_reprocess_after_a_registry_fix_and_a_senders_day(
 def test_a_file_quarantined_for_its_size_is_released_once_the_limit_is_raised(
     hub: Hub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _learn_newcomer(hub)
+    learn_newcomer(hub.dsn, hub.settings)
     strict = dataclasses.replace(hub.settings, max_file_bytes=512)
     hub.send(_file(hub, "BIG.xml", 1, "000001"))
     with hub.server.connect(hub.server.hub) as sftp:
