@@ -7,7 +7,8 @@ Inside Airflow tasks the database and SFTP endpoints come from Airflow connectio
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,29 @@ def env_int(name: str, default: int) -> int:
 
 def env_names(name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     value = os.environ.get(name)
-    return tuple(n.strip() for n in value.split(",") if n.strip()) if value else default
+    return _names(value) if value else default
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+def env_fields(
+    cls: type[Any],
+    prefix: str,
+    environ: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A settings dataclass's values set in the environment (blank: unset), by field: each
+    from PREFIX + FIELD in capitals (or ``names[field]``), an int or a comma-separated tuple
+    of names as the field's default is; for ``cls(**env_fields(...))``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for item in fields(cls):
+        raw = env.get((names or {}).get(item.name, prefix + item.name.upper()), "").strip()
+        if raw:
+            values[item.name] = _names(raw) if isinstance(item.default, tuple) else int(raw)
+    return values
 
 
 @dataclass(frozen=True)

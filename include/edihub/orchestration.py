@@ -164,13 +164,19 @@ def build_statements(close_today: bool = False) -> dict[str, Any]:
     return summary
 
 
-def send_statement_emails() -> dict[str, Any]:
+def smtp_settings() -> Any:
+    """The relay of the ``edi_smtp`` connection, as edihub.notify's SmtpSettings."""
     from airflow.sdk import BaseHook
 
-    from edihub.notify import send_due, smtp_settings_from_connection
+    from edihub.notify import smtp_settings_from_connection
 
-    smtp = smtp_settings_from_connection(BaseHook.get_connection(SMTP_CONN_ID))
-    return send_due(database_dsn(), smtp, clock.now()).as_dict()
+    return smtp_settings_from_connection(BaseHook.get_connection(SMTP_CONN_ID))
+
+
+def send_statement_emails() -> dict[str, Any]:
+    from edihub.notify import send_due
+
+    return send_due(database_dsn(), smtp_settings(), clock.now()).as_dict()
 
 
 def print_batch() -> dict[str, Any] | None:

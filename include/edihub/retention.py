@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import posixpath
 import shutil
 import stat
@@ -45,7 +44,7 @@ import paramiko
 
 from edihub import audit, clock
 from edihub.collect import FINAL_STATES
-from edihub.config import Settings
+from edihub.config import Settings, env_fields
 from edihub.load.db import connect
 from edihub.sftp import client, downloads, layout
 from edihub.sftp.downloads import MANIFEST_SUFFIX
@@ -81,13 +80,7 @@ class RetentionPolicy:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RetentionPolicy:
-        env = os.environ if environ is None else environ
-        values = {}
-        for item in fields(cls):
-            name = f"EDIHUB_RETAIN_{item.name.upper()}"
-            if env.get(name, "").strip():
-                values[item.name] = int(env[name])
-        return cls(**values)
+        return cls(**env_fields(cls, "EDIHUB_RETAIN_", environ))
 
 
 @dataclass(frozen=True)

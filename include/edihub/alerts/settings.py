@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edihub.config import env_int, env_names
+from edihub.config import env_fields
 
 
 @dataclass(frozen=True)
@@ -57,23 +57,4 @@ class AlertSettings:
 
     @classmethod
     def from_env(cls) -> AlertSettings:
-        d = cls()
-        return cls(
-            recipients=env_names("EDIHUB_ALERT_EMAILS", d.recipients),
-            mail_minutes=env_int("EDIHUB_ALERT_MAIL_MINUTES", d.mail_minutes),
-            sender_hour=env_int("EDIHUB_ALERT_SENDER_HOUR", d.sender_hour),
-            sender_history_days=env_int("EDIHUB_ALERT_SENDER_HISTORY_DAYS", d.sender_history_days),
-            sender_usual_percent=env_int(
-                "EDIHUB_ALERT_SENDER_USUAL_PERCENT", d.sender_usual_percent
-            ),
-            pull_days=env_int("EDIHUB_ALERT_PULL_DAYS", d.pull_days),
-            pull_window_days=env_int("EDIHUB_ALERT_PULL_WINDOW_DAYS", d.pull_window_days),
-            rejection_min_files=env_int("EDIHUB_ALERT_REJECTION_MIN_FILES", d.rejection_min_files),
-            rejection_jump_points=env_int(
-                "EDIHUB_ALERT_REJECTION_JUMP_POINTS", d.rejection_jump_points
-            ),
-            rejection_history_days=env_int(
-                "EDIHUB_ALERT_REJECTION_HISTORY_DAYS", d.rejection_history_days
-            ),
-            export_late_minutes=env_int("EDIHUB_ALERT_EXPORT_LATE_MINUTES", d.export_late_minutes),
-        )
+        return cls(**env_fields(cls, "EDIHUB_ALERT_", names={"recipients": "EDIHUB_ALERT_EMAILS"}))

@@ -27,15 +27,6 @@ def task_key(ti: Any) -> str:
     return f"{ti.dag_id}.{ti.task_id}" + (f"[{index}]" if index else "")
 
 
-def _smtp() -> Any:
-    from airflow.sdk import BaseHook
-
-    from edihub.notify import smtp_settings_from_connection
-    from edihub.orchestration import SMTP_CONN_ID
-
-    return smtp_settings_from_connection(BaseHook.get_connection(SMTP_CONN_ID))
-
-
 def email_alerts(quiet: bool = False) -> dict[str, Any]:
     """E-mail the open alerts not yet e-mailed (the alerts DAG's last task, every run); with
     ``quiet``, only if no alert e-mail went out in the last EDIHUB_ALERT_MAIL_MINUTES."""
@@ -44,11 +35,11 @@ def email_alerts(quiet: bool = False) -> dict[str, Any]:
     from edihub import clock
     from edihub.alerts.mail import send_pending
     from edihub.alerts.settings import AlertSettings
-    from edihub.orchestration import database_dsn
+    from edihub.orchestration import database_dsn, smtp_settings
 
     settings = AlertSettings.from_env()
     wait = dt.timedelta(minutes=settings.mail_minutes) if quiet else None
-    return send_pending(database_dsn(), _smtp(), settings, clock.now(), wait)
+    return send_pending(database_dsn(), smtp_settings(), settings, clock.now(), wait)
 
 
 def task_failed(context: Any) -> None:

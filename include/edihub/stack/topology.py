@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from edihub.config import REPO_ROOT
 from edihub.notify.mail import SmtpSettings
-from edihub.sftp.client import HUB_ACCOUNT, SftpEndpoint
+from edihub.sftp.client import SftpEndpoint, hub_endpoint_from_env
 from edihub.stack.run import connection_from_dsn as postgres_connection
 
 # Airflow's SimpleAuthManager roles (viewer < user < op < admin; each has the rights of the
@@ -132,22 +132,17 @@ class Topology:
             raise TopologyError(f"EDIHUB_SFTP_KEY_FILE: no file {key_file}")
         try:
             smtp = SmtpSettings.from_env(env)
-            sftp_port = int(env.get("EDIHUB_SFTP_PORT") or 22)
+            sftp = hub_endpoint_from_env(env)
             api_port = int(env.get("EDIHUB_API_PORT") or 8080)
         except ValueError as exc:
             raise TopologyError(str(exc)) from exc
+        assert sftp is not None  # EDIHUB_SFTP_HOST is REQUIRED
         api_host = env.get("EDIHUB_API_HOST") or "127.0.0.1"
         state_dir = Path(env.get("EDIHUB_STATE_DIR") or REPO_ROOT / "state")
         return cls(
             hub_database_url=env["EDIHUB_DATABASE_URL"],
             airflow_database_url=sqlalchemy_url(env["EDIHUB_AIRFLOW_DATABASE_URL"]),
-            sftp=SftpEndpoint(
-                host=env["EDIHUB_SFTP_HOST"],
-                port=sftp_port,
-                username=env.get("EDIHUB_SFTP_USER") or HUB_ACCOUNT,
-                private_key_path=key_file,
-                host_key=env["EDIHUB_SFTP_HOST_KEY"],
-            ),
+            sftp=sftp,
             smtp=smtp,
             jwt_secret=env["EDIHUB_JWT_SECRET"],
             api_secret_key=env["EDIHUB_API_SECRET_KEY"],
