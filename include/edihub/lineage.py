@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import posixpath
+from functools import cache
 from typing import Any
 
 from airflow.providers.openlineage.extractors.base import BaseExtractor, OperatorLineage
@@ -48,24 +49,35 @@ EXPORT_INPUTS = ("edi.statement", "edi.statement_line", "edi.claim_line", "edi.e
 
 def postgres_dataset(table: str) -> Dataset:
     """``table``: schema.table of the hub database."""
+    namespace, database = _postgres_place()
+    return Dataset(namespace=namespace, name=f"{database}.{table}")
+
+
+def sftp_dataset(path: str) -> Dataset:
+    return Dataset(namespace=_sftp_namespace(), name=path)
+
+
+# One connection lookup each per task process (each is a call to Airflow's API), not one per
+# dataset: a collect batch names dozens.
+@cache
+def _postgres_place() -> tuple[str, str]:
     from airflow.sdk import BaseHook
 
     from edihub.orchestration import POSTGRES_CONN_ID
 
     conn = BaseHook.get_connection(POSTGRES_CONN_ID)
     host = "localhost" if not conn.host or conn.host.startswith("/") else conn.host
-    return Dataset(
-        namespace=f"postgres://{host}:{conn.port or 5432}", name=f"{conn.schema}.{table}"
-    )
+    return f"postgres://{host}:{conn.port or 5432}", conn.schema
 
 
-def sftp_dataset(path: str) -> Dataset:
+@cache
+def _sftp_namespace() -> str:
     from airflow.sdk import BaseHook
 
     from edihub.orchestration import SFTP_CONN_ID
 
     conn = BaseHook.get_connection(SFTP_CONN_ID)
-    return Dataset(namespace=f"sftp://{conn.host}:{conn.port or 22}", name=path)
+    return f"sftp://{conn.host}:{conn.port or 22}"
 
 
 def _files(file_ids: list[int]) -> list[dict[str, Any]]:
