@@ -358,24 +358,12 @@ def upload(endpoint: dict[str, Any], path: str, feed: str) -> None:
 def loaded_tables(feed: str, document: str | None) -> list[tuple[str, list[str]]]:
     """(table, COPY columns) of the feed's record table and child table, as collect.load
     fills them."""
-    from edihub.collect import record_columns
+    from edihub.collect import child_columns, record_columns
 
     fmt = next(f for f in engines.formats_of(feed) if (f.document or None) == document)
     tables = [(f"{fmt.feed}_{fmt.record.table}", record_columns(fmt))]
     if fmt.record.children:
-        children = fmt.record.children
-        tables.append(
-            (
-                f"{fmt.feed}_{children.table}",
-                [
-                    "file_id",
-                    "sender",
-                    fmt.record.id,
-                    "child_no",
-                    *(f.name for f in children.fields),
-                ],
-            )
-        )
+        tables.append((f"{fmt.feed}_{fmt.record.children.table}", child_columns(fmt)))
     return tables
 
 

@@ -26,12 +26,14 @@ with DAG(
    since the last run, into the audit trail: each partner's download an `export.download`,
    `ack.download` or `outbound.download` event (the embedded server records its own).
    Idempotent: a cursor advances with the events it recorded.
-2. **purge**: the audit trail's next months' partitions; then everything past its period
-   (`EDIHUB_RETAIN_*_DAYS`): insurers' exports and manifests downloaded and past their grace
-   period, or past their maximum age; the inbound archive's day folders and landing copies;
-   the relay's e-mail copies; crashed steps' leftovers; the audit trail's oldest months. Each
-   purge is a `retention.purge` audit event. The run's conf `{"dry_run": true}` only lists
-   what would go.
+2. **purge**: the next months' partitions of the audit trail and of the message store
+   (rows waiting in a DEFAULT partition moved into their month); then everything past its
+   period (`EDIHUB_RETAIN_*_DAYS`): insurers' exports and manifests downloaded and past their
+   grace period, or past their maximum age; the inbound archive's day folders and landing
+   copies; the relay's e-mail copies and the statements' e-mail addresses; crashed steps'
+   leftovers; the oldest months of the audit trail and of the message store (files' records,
+   errors and rule results), as partitions dropped. Each purge is a `retention.purge` audit
+   event. The run's conf `{"dry_run": true}` only lists what would go.
 
 Logic: `edihub.retention`, `edihub.sftp.downloads`.
 

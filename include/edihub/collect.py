@@ -379,13 +379,38 @@ def _loaded_batch(conn: Any, feed: str, sender: str, batch: str) -> int | None:
 # ---------------------------------------------------------------- load
 
 
+# The partition key of the tables a file fills (migration 0021), registry tables aside: the
+# month of the file's receipt, so that retention drops months.
+RECEIPT_MONTH = "received_month"
+
+
+def _bookkeeping(fmt: FormatContract) -> list[str]:
+    """The load's own columns of every row a file of ``fmt`` brings."""
+    return ["file_id", "sender"] + ([] if fmt.record.snapshot_key else [RECEIPT_MONTH])
+
+
 def record_columns(fmt: FormatContract) -> list[str]:
     """The columns the load COPYs into a record table: the load's bookkeeping, the record's
     fields, those its format fills from the file's header (``from_header``), and for a
     registry snapshot the date its rows are unchanged since."""
-    columns = ["file_id", "sender", "record_no", *(f.name for f in fmt.record.fields),
+    columns = [*_bookkeeping(fmt), "record_no", *(f.name for f in fmt.record.fields),
                *fmt.record.from_header]  # fmt: skip
     return [*columns, snapshots.SINCE] if fmt.record.snapshot_key else columns
+
+
+def child_columns(fmt: FormatContract) -> list[str]:
+    """The columns the load COPYs into a child table (a format with ``record.children``)."""
+    children = fmt.record.children
+    assert children is not None, f"{fmt.feed}: its records have no children"
+    return [*_bookkeeping(fmt), fmt.record.id, "child_no", *(f.name for f in children.fields)]
+
+
+def receipt_month(cur: Any, file_id: int) -> dt.date:
+    """The month the file's rows are filed under (``edi.receipt_month`` of its receipt)."""
+    cur.execute(
+        "SELECT edi.receipt_month(received_at) FROM edi.inbound_file WHERE id = %s", (file_id,)
+    )
+    return cur.fetchone()[0]  # type: ignore[no-any-return]
 
 
 def copy_rows(rows: pa.Table, columns: list[str], constants: dict[str, Any]) -> pa.Table:
@@ -434,6 +459,8 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                 if verdict.state in ("loaded", "loaded_with_errors"):
                     fmt = _format_of(settings, row["feed"], verdict)
                     of_file = {"file_id": file_id, "sender": row["sender"]}
+                    if not fmt.record.snapshot_key:
+                        of_file[RECEIPT_MONTH] = receipt_month(cur, file_id)
                     from_header = {
                         column: verdict.header.get(field)
                         for column, field in fmt.record.from_header.items()
@@ -453,14 +480,11 @@ def load(dsn: str, settings: Settings, file_id: int) -> int:
                     )
                     crash_point("collect.mid_copy")
                     if fmt.record.children:
-                        child_cols = ["file_id", "sender", fmt.record.id, "child_no"] + [
-                            f.name for f in fmt.record.children.fields
-                        ]
                         _copy_parquet(
                             cur,
                             work / "staging" / "children.parquet",
                             sql.Identifier("edi", f"{fmt.feed}_{fmt.record.children.table}"),
-                            child_cols,
+                            child_columns(fmt),
                             of_file,
                         )
                     if snapshot:
@@ -562,12 +586,14 @@ def _set_state(cur: Any, file_id: int, verdict: Verdict) -> None:
 
 
 def _record_rule_results(cur: Any, file_id: int, results: list[dict[str, Any]]) -> None:
+    month = receipt_month(cur, file_id)
     psycopg2.extras.execute_values(
         cur,
-        "INSERT INTO edi.validation_result (file_id, table_name, rule, on_failure, checked,"
-        " failed) VALUES %s ON CONFLICT (file_id, table_name, rule) DO NOTHING",
+        "INSERT INTO edi.validation_result (file_id, received_month, table_name, rule,"
+        " on_failure, checked, failed) VALUES %s"
+        " ON CONFLICT (file_id, table_name, rule, received_month) DO NOTHING",
         [
-            (file_id, r["table"], r["rule"], r["on_failure"], r["checked"], r["failed"])
+            (file_id, month, r["table"], r["rule"], r["on_failure"], r["checked"], r["failed"])
             for r in results
         ],
     )
@@ -577,13 +603,15 @@ def _record_errors(cur: Any, file_id: int, errors: list[dict[str, Any]]) -> None
     cur.execute("DELETE FROM edi.file_error WHERE file_id = %s", (file_id,))
     if not errors:
         return
+    month = receipt_month(cur, file_id)
     psycopg2.extras.execute_values(
         cur,
-        "INSERT INTO edi.file_error (file_id, seq, level, record_no, record_id, field, rule,"
-        " value, message) VALUES %s",
+        "INSERT INTO edi.file_error (file_id, received_month, seq, level, record_no, record_id,"
+        " field, rule, value, message) VALUES %s",
         [
             (
                 file_id,
+                month,
                 i,
                 e["level"],
                 e["record_no"],

@@ -8,22 +8,25 @@ grace period has passed, or once they reach the maximum age, downloaded or not (
 alerts an insurer that does not pull its file long before). Then, past their periods: the
 inbound archive (each partner's raw files on the SFTP server, by day of receipt, and their
 landing copies in the state folder), the copies of the e-mails sent that the embedded relay
-keeps (``<state>/mail``), the leftovers of crashed steps (``.fetch-*.tmp`` landing files, the
-work folders of files whose outcome is decided), and whole months of the audit trail
-(partitions dropped, never rows deleted).
+keeps (``<state>/mail``) and the e-mail addresses on the statements they were sent to, the
+leftovers of crashed steps (``.fetch-*.tmp`` landing files, the work folders of files whose
+outcome is decided), and whole months of the database: of the audit trail, and of the message
+store (every table a file fills: its records, errors and rule results, partitioned by the
+month of the file's receipt, migration 0021). Months are partitions dropped, never rows
+deleted; a file whose month went keeps its row in ``edi.inbound_file`` (``data_purged_at``).
 
 Periods, in days, from the environment (defaults in ``RetentionPolicy``)::
 
-    EDIHUB_RETAIN_INBOUND_DAYS       raw inbound files: archive and landing copies    3650
+    EDIHUB_RETAIN_INBOUND_DAYS       inbound files: archive, landing copies, data     3650
     EDIHUB_RETAIN_EXPORT_GRACE_DAYS  an export on the server after its download          3
     EDIHUB_RETAIN_EXPORT_MAX_DAYS    an export on the server, downloaded or not         30
-    EDIHUB_RETAIN_MAIL_DAYS          the relay's copies of the statement e-mails        90
+    EDIHUB_RETAIN_MAIL_DAYS          statement e-mails: copies, addresses once used    90
     EDIHUB_RETAIN_AUDIT_DAYS         audit events (whole months past it are dropped)  3650
     EDIHUB_RETAIN_TEMP_DAYS          leftovers of crashed steps                          2
 
 Times are compared with the clock that wrote them: the hub's (``edihub.clock``) for a file's
-receipt and an export's publication, the database's for audit events (downloads included)
-and the files' own times for local leftovers.
+receipt, a statement's delivery and an export's publication, the database's for audit events
+(downloads included) and the files' own times for local leftovers.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import paramiko
+from psycopg2 import sql
 
 from edihub import audit, clock
 from edihub.collect import FINAL_STATES
@@ -53,8 +57,9 @@ log = logging.getLogger(__name__)
 
 ACTION = "retention.purge"
 MAIL_FOLDER = "mail"  # the embedded relay's mailbox in the state folder (notify.catcher)
-PARTITIONED = ("edi.audit_event",)  # tables whose old months are dropped
-MONTHS_AHEAD = 3  # partitions created ahead, so that no event lands in the default one
+AUDIT_TRAIL = "edi.audit_event"  # partitioned by month of ``at``, the database's clock
+RECEIPT_MONTH = "received_month"  # the message store's partition key, the hub's clock
+MONTHS_AHEAD = 3  # partitions created ahead, so that no row lands in a default one
 _DAY = dt.timedelta(days=1)
 
 
@@ -87,8 +92,10 @@ class RetentionPolicy:
 class Purge:
     """One thing purged (or, in a dry run, to purge)."""
 
-    kind: str  # export, archive, landing, mail, temp, work, audit
-    subject: str  # a path on the SFTP server, state:<path> in the state folder, a partition
+    kind: str  # export, archive, landing, mail, email, temp, work, audit, records
+    # a path on the SFTP server, state:<path> in the state folder, a partition, a month of
+    # the message store (received_month:YYYY-MM), a column (edi.statement.email)
+    subject: str
     reason: str
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -148,7 +155,7 @@ def run(
     account (None: the SFTP server's files are left for a run that has it)."""
     job = _Run(dsn, settings, policy, now or clock.now(), dry_run)
     if not dry_run:
-        job.report.partitions_created = ensure_partitions(dsn)
+        job.report.partitions_created = ensure_partitions(dsn, job.now)
     if sftp is None:
         job.report.skipped.append("exports and inbound archive: no SFTP session")
     else:
@@ -157,7 +164,9 @@ def run(
     _landing(job)
     _work_folders(job)
     _mail(job)
+    _statement_emails(job)
     _audit_months(job)
+    _message_store_months(job)
     for line in job.report.lines():
         log.info("%s", line)
     return job.report
@@ -166,57 +175,166 @@ def run(
 # ---------------------------------------------------------------- partitions
 
 
-def ensure_partitions(dsn: str, months_ahead: int = MONTHS_AHEAD) -> list[str]:
-    """This month's partition and the next ones of every partitioned table; the names of
-    those created now."""
+def message_store(cur: Any) -> list[str]:
+    """The tables partitioned by month of receipt (migration 0021)."""
+    cur.execute(
+        "SELECT p.partrelid::regclass::text FROM pg_partitioned_table p"
+        " JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]"
+        " WHERE a.attname = %s ORDER BY 1",
+        (RECEIPT_MONTH,),
+    )
+    return [name for (name,) in cur.fetchall()]
+
+
+def _partitions(cur: Any, table: str) -> list[tuple[str, str | None, str | None]]:
+    """(partition, lower bound, upper bound) of a range-partitioned table; None, None for its
+    DEFAULT partition."""
+    cur.execute(
+        "SELECT c.oid::regclass::text, pg_get_expr(c.relpartbound, c.oid)"
+        " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = %s::regclass ORDER BY 1",
+        (table,),
+    )
+    out = []
+    for name, bound in cur.fetchall():
+        # FOR VALUES FROM ('<lower>') TO ('<upper>'), or DEFAULT
+        values = bound.split("'")[1::2] if " TO ('" in bound else [None, None]
+        out.append((name, values[0], values[1]))
+    return out
+
+
+def _months_in_default(cur: Any, table: str) -> list[dt.date]:
+    """The months whose rows wait in the table's DEFAULT partition (none once
+    ``ensure_partitions`` has run)."""
+    default = next((name for name, lower, _ in _partitions(cur, table) if lower is None), None)
+    if default is None:
+        return []
+    cur.execute(
+        "SELECT a.attname, a.atttypid = 'date'::regtype FROM pg_partitioned_table p"
+        " JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]"
+        " WHERE p.partrelid = %s::regclass",
+        (table,),
+    )
+    key, by_day = cur.fetchone()
+    month = sql.Identifier(key)
+    if not by_day:
+        month = sql.SQL("date_trunc('month', {} AT TIME ZONE 'UTC')::date").format(month)
+    cur.execute(sql.SQL("SELECT DISTINCT {} FROM {}").format(month, sql.SQL(default)))
+    return sorted(month for (month,) in cur.fetchall())
+
+
+def ensure_partitions(
+    dsn: str, now: dt.datetime | None = None, months_ahead: int = MONTHS_AHEAD
+) -> list[str]:
+    """Every month-partitioned table's partition of this month and the next ones (by the
+    clock that writes its key: the database's for the audit trail, the hub's, ``now``, for
+    the message store), and of each month whose rows wait in its DEFAULT partition (they move
+    in); the names of those created now."""
+    hub_today = (now or clock.now()).astimezone(dt.UTC).date()
     created = []
     with connect(dsn) as conn, conn.cursor() as cur:
-        for table in PARTITIONED:
+        for table in [AUDIT_TRAIL, *message_store(cur)]:
             cur.execute(
-                "SELECT edi.ensure_month_partition(%s, (date_trunc('month', now())"
-                " + make_interval(months => ahead))::date) FROM generate_series(0, %s) AS ahead",
-                (table, months_ahead),
+                "SELECT (date_trunc('month', coalesce(%s, (now() AT TIME ZONE 'UTC')::date))"
+                " + make_interval(months => ahead))::date FROM generate_series(0, %s) AS ahead",
+                (None if table == AUDIT_TRAIL else hub_today, months_ahead),
             )
-            schema = table.split(".")[0]
-            created += [f"{schema}.{name}" for (name,) in cur.fetchall() if name]
+            months = {month for (month,) in cur.fetchall()} | set(_months_in_default(cur, table))
+            for month in sorted(months):
+                cur.execute("SELECT edi.ensure_month_partition(%s, %s)", (table, month))
+                name = cur.fetchone()[0]
+                if name:
+                    created.append(f"{table.split('.')[0]}.{name}")
         conn.commit()
     return created
+
+
+def _detach_and_drop(cur: Any, table: str, partition: str) -> int:
+    """Drop one partition (its rows counted first); ``partition`` is a name from pg_class."""
+    cur.execute(f"SELECT count(*) FROM {partition}")
+    rows = int(cur.fetchone()[0])
+    cur.execute(f"ALTER TABLE {table} DETACH PARTITION {partition}")
+    cur.execute(f"DROP TABLE {partition}")
+    return rows
 
 
 def _audit_months(job: _Run) -> None:
     """Drop the months of the audit trail that ended before its period began."""
     with connect(job.dsn) as conn, conn.cursor() as cur:
-        for table in PARTITIONED:
+        for name, _, upper in _partitions(cur, AUDIT_TRAIL):
+            if upper is None:
+                continue
             cur.execute(
-                "SELECT c.oid::regclass::text, pg_get_expr(c.relpartbound, c.oid)"
-                " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = %s::regclass ORDER BY 1",
-                (table,),
+                "SELECT %s::timestamptz <= now() - make_interval(days => %s)",
+                (upper, job.policy.audit_days),
             )
-            for name, bound in cur.fetchall():
-                upper = _upper_bound(bound)
-                if upper is None:
-                    continue
-                cur.execute(
-                    "SELECT %s::timestamptz <= now() - make_interval(days => %s)",
-                    (upper, job.policy.audit_days),
-                )
-                if not cur.fetchone()[0]:
-                    continue
+            if not cur.fetchone()[0]:
+                continue
+            if job.report.dry_run:
                 cur.execute(f"SELECT count(*) FROM {name}")  # a name from pg_class
                 rows = int(cur.fetchone()[0])
-                if not job.report.dry_run:
-                    cur.execute(f"ALTER TABLE {table} DETACH PARTITION {name}")
-                    cur.execute(f"DROP TABLE {name}")
-                job.purge(cur, Purge("audit", name, f"ended {upper[:10]}", {"rows": rows}))
-                conn.commit()
+            else:
+                rows = _detach_and_drop(cur, AUDIT_TRAIL, name)
+            job.purge(cur, Purge("audit", name, f"ended {upper[:10]}", {"rows": rows}))
+            conn.commit()
 
 
-def _upper_bound(bound: str) -> str | None:
-    """``FOR VALUES FROM ('…') TO ('…')`` -> the upper bound; None for DEFAULT."""
-    if " TO ('" not in bound:
-        return None
-    return bound.split(" TO ('", 1)[1].split("')", 1)[0]
+def _message_store_months(job: _Run) -> None:
+    """Drop the months of the message store received before the inbound period began: each
+    month in one transaction, every table's partition of it and the mark on its files."""
+    cutoff = (job.now - job.policy.inbound_days * _DAY).astimezone(dt.UTC).date()
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        tables = message_store(cur)
+        months: dict[dt.date, dict[str, str | None]] = {}  # month -> table -> its partition
+        for table in tables:
+            for name, lower, _ in _partitions(cur, table):
+                if lower is not None:
+                    months.setdefault(dt.date.fromisoformat(lower), {})[table] = name
+            for month in _months_in_default(cur, table):  # in a dry run only
+                months.setdefault(month, {}).setdefault(table, None)
+        for month, partitions in sorted(months.items()):
+            if _next_month(month) > cutoff:
+                continue
+            rows = {}
+            for table in tables:
+                if table not in partitions:
+                    continue
+                name = partitions[table]
+                if name is None:
+                    cur.execute(
+                        sql.SQL("SELECT count(*) FROM {} WHERE {} = %s").format(
+                            sql.SQL(table), sql.Identifier(RECEIPT_MONTH)
+                        ),
+                        (month,),
+                    )
+                    rows[table] = int(cur.fetchone()[0])
+                elif job.report.dry_run:
+                    cur.execute(f"SELECT count(*) FROM {name}")  # a name from pg_class
+                    rows[table] = int(cur.fetchone()[0])
+                else:
+                    rows[table] = _detach_and_drop(cur, table, name)
+            if job.report.dry_run:
+                cur.execute(
+                    "SELECT count(*) FROM edi.inbound_file"
+                    " WHERE edi.receipt_month(received_at) = %s AND data_purged_at IS NULL",
+                    (month,),
+                )
+            else:
+                cur.execute(
+                    "WITH marked AS (UPDATE edi.inbound_file SET data_purged_at = now()"
+                    " WHERE edi.receipt_month(received_at) = %s AND data_purged_at IS NULL"
+                    " RETURNING 1) SELECT count(*) FROM marked",
+                    (month,),
+                )
+            files = int(cur.fetchone()[0])
+            detail = {"files": files, "rows": rows}
+            reason = f"received in {month:%Y-%m}, before {cutoff}"
+            job.purge(cur, Purge("records", f"{RECEIPT_MONTH}:{month:%Y-%m}", reason, detail))
+            conn.commit()
+
+
+def _next_month(month: dt.date) -> dt.date:
+    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
 
 
 # ---------------------------------------------------------------- exports
@@ -427,6 +545,38 @@ def _mail(job: _Run) -> None:
                 _unlink(job, message)
                 reason = f"sent more than {job.policy.mail_days} days ago"
                 job.purge(cur, Purge("mail", _state_subject(job, message), reason))
+        conn.commit()
+
+
+# Statements whose e-mail address served its purpose: the delivery is decided (e-mailed, or
+# printed after all) and the mail period has passed since.
+_EMAILS_DUE = """
+FROM edi.statement s JOIN edi.statement_delivery d USING (statement_id)
+WHERE s.email IS NOT NULL AND d.state IN ('sent', 'printed') AND d.delivered_at <= %s
+"""
+
+
+def _statement_emails(job: _Run) -> None:
+    """The e-mail addresses on statements (the statements stay: they are the funds' account
+    of what was paid); ``email_purged_at`` says when."""
+    cutoff = job.now - job.policy.mail_days * _DAY
+    with connect(job.dsn) as conn, conn.cursor() as cur:
+        if job.report.dry_run:
+            cur.execute("SELECT count(*), min(s.issued_on), max(s.issued_on)" + _EMAILS_DUE,
+                        (cutoff,))  # fmt: skip
+        else:
+            cur.execute(
+                "WITH due AS (SELECT s.statement_id" + _EMAILS_DUE + " FOR UPDATE OF s),"
+                " purged AS (UPDATE edi.statement s SET email = NULL, email_purged_at = now()"
+                " FROM due WHERE s.statement_id = due.statement_id RETURNING s.issued_on)"
+                " SELECT count(*), min(issued_on), max(issued_on) FROM purged",
+                (cutoff,),
+            )
+        count, first, last = cur.fetchone()
+        if count:
+            detail = {"statements": count, "issued_from": str(first), "issued_to": str(last)}
+            reason = f"delivered before {cutoff:%Y-%m-%d}"
+            job.purge(cur, Purge("email", "edi.statement.email", reason, detail))
         conn.commit()
 
 

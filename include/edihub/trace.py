@@ -33,7 +33,7 @@ _FILE_COLUMNS = (
     "id, feed, sender, remote_name, remote_path, sha256, size_bytes, batch_number,"
     " format_version, document, state, reason_code, reason,"
     " records_total, records_loaded, records_rejected, duplicate_of, received_at, decided_at,"
-    " archive_path, archived_at, ack_path, acked_at"
+    " archive_path, archived_at, ack_path, acked_at, data_purged_at"
 )
 
 
@@ -127,13 +127,14 @@ def journey(conn: Any, file_id: int) -> dict[str, Any]:
 
 
 def rows_per_table(cur: Any, feed: str, file_id: int) -> dict[str, int]:
-    """Rows of the file in each of its feed's tables (``edi.<feed>_*`` with a file_id)."""
+    """Rows of the file in each of its feed's tables (``edi.<feed>_*`` with a file_id; a
+    partitioned table counts once, not as its months)."""
     cur.execute(
-        "SELECT c.table_name FROM information_schema.columns c"
-        "  JOIN information_schema.tables t USING (table_schema, table_name)"
-        " WHERE c.table_schema = 'edi' AND c.column_name = 'file_id'"
-        "   AND t.table_type = 'BASE TABLE' AND starts_with(c.table_name, %s)"
-        " ORDER BY c.table_name",
+        "SELECT c.relname FROM pg_class c"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'file_id'"
+        " WHERE c.relnamespace = 'edi'::regnamespace AND c.relkind IN ('r', 'p')"
+        "   AND NOT c.relispartition AND starts_with(c.relname, %s)"
+        " ORDER BY c.relname",
         (f"{feed}_",),
     )
     counts = {}
@@ -247,6 +248,14 @@ def timeline(j: dict[str, Any]) -> list[tuple[dt.datetime | None, str, str]]:
         steps.append((f["archived_at"], "archived", f["archive_path"]))
     if f["acked_at"]:
         steps.append((f["acked_at"], "acknowledged", posixpath.basename(f["ack_path"])))
+    if f["data_purged_at"]:
+        steps.append(
+            (
+                f["data_purged_at"],
+                "purged",
+                "retention dropped its month of receipt: its records, errors and rule results",
+            )
+        )
     for d in j["ack_downloads"]:
         steps.append((d["at"], "ack read", f"downloaded by {d['actor']}"))
     if j["claim_lines"]:

@@ -17,13 +17,20 @@ from typing import Any
 import psycopg2
 import pytest
 
-from edihub import audit, cli, clock, reprocess, retention
+from edihub import audit, cli, clock, reprocess, retention, trace
 from edihub.config import Settings
 from edihub.load import db
+from edihub.notify import send_due
+from edihub.notify.catcher import MailCatcher
+from edihub.pharmacy_writer import write_pharmacy_file
 from edihub.retention import RetentionPolicy
 from edihub.sftp import layout
 from edihub.statements import monaco_today
 from tests.fixtures.exports import Exports, day_of_care
+from tests.fixtures.hub import make_hub
+from tests.fixtures.notify import insert_statement
+from tests.fixtures.pharmacy import PHARMACY, invoice
+from tests.fixtures.registry import seed_registry
 from tests.fixtures.sftp import EmbeddedTestServer
 from tests.integration.test_downloads import download_audit
 
@@ -230,7 +237,10 @@ def test_the_audit_trail_is_partitioned_by_month_and_loses_whole_months(
         conn.commit()
     assert execute(empty_dsn, "SELECT subject FROM edi.audit_event_default") == [("AHEAD",)]
     made = retention.ensure_partitions(empty_dsn, months_ahead=7)
-    assert len(made) == 4  # the 4th to 7th months from now; the migration made 3 ahead
+    # The 4th to 7th months from now (the migrations made 3 ahead), for each monthly table.
+    assert len([name for name in made if name.startswith("edi.audit_event_")]) == 4
+    with contextlib.closing(psycopg2.connect(empty_dsn)) as conn, conn.cursor() as cur:
+        assert len(made) == 4 * (1 + len(retention.message_store(cur)))
     assert execute(empty_dsn, "SELECT count(*) FROM edi.audit_event_default") == [(0,)]
     settings = dataclasses.replace(Settings.from_env(), state_dir=tmp_path / "state")
     report = retention.run(empty_dsn, None, settings, RetentionPolicy())
@@ -252,3 +262,110 @@ def test_periods_come_from_the_environment_and_must_make_sense() -> None:
         RetentionPolicy.from_env({"EDIHUB_RETAIN_EXPORT_MAX_DAYS": "2"})
     with pytest.raises(ValueError, match="temp_days must be at least 1"):
         RetentionPolicy(temp_days=0)
+
+
+def _partition_of(dsn: str, table: str, file_id: int) -> list[tuple[Any, ...]]:
+    return execute(
+        dsn, f"SELECT DISTINCT tableoid::regclass::text FROM {table} WHERE file_id = %s", file_id
+    )
+
+
+def test_the_message_store_loses_whole_months_of_receipt(
+    sftp_server: Any, dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's records, lines, errors and rule results are filed under its month of receipt
+    (rows of a month without its partition wait in the DEFAULT one until the retention run
+    makes it). Past the inbound period the month goes, one partition per table; the file's row
+    stays, marked, and its journey says so."""
+    seed_registry(dsn, tmp_path)
+    hub = make_hub(sftp_server, PHARMACY, dsn, tmp_path / "state", "pharmacy")
+
+    def send(name: str, batch: str, shift_days: int) -> int:
+        monkeypatch.setenv(clock.SHIFT_VARIABLE, str(shift_days))
+        day = clock.monaco_today()
+        first = 10 * int(batch)
+        invoices = [invoice(first + i, dispensing_date=day - dt.timedelta(days=1)) for i in (1, 2)]
+        invoices.append(invoice(first + 3, prescriber_id="P99999"))  # refused: an error row
+        write_pharmacy_file(tmp_path / name, PHARMACY, batch, invoices, day)
+        hub.send(tmp_path / name)
+        [file_id] = hub.collect()
+        monkeypatch.delenv(clock.SHIFT_VARIABLE)
+        return file_id
+
+    old = send("PH_old.txt", "00000001", -400)  # a month the migrations made no partition for
+    new = send("PH_new.txt", "00000002", 0)
+    assert [state for _, state, *_ in hub.files()] == ["loaded_with_errors"] * 2
+    assert _partition_of(dsn, "edi.pharmacy_invoice", old) == [("edi.pharmacy_invoice_default",)]
+    old_month = execute(dsn, "SELECT edi.receipt_month(received_at) FROM edi.inbound_file"
+                        " WHERE id = %s", old)[0][0]  # fmt: skip
+    stored = {t: execute(dsn, f"SELECT count(*) FROM {t} WHERE file_id = %s", old)[0][0]
+              for t in ("edi.pharmacy_invoice", "edi.pharmacy_invoice_line", "edi.file_error",
+                        "edi.validation_result")}  # fmt: skip
+    assert stored["edi.pharmacy_invoice"] == 2 and stored["edi.file_error"] > 0
+
+    settings = dataclasses.replace(hub.settings, state_dir=tmp_path / "state")
+    policy = RetentionPolicy()
+    # The run's day: the inbound period over for the old file's month, not for the new one's.
+    now = dt.datetime.combine(
+        old_month + dt.timedelta(days=45), dt.time(12), dt.UTC
+    ) + dt.timedelta(days=policy.inbound_days)
+
+    def run(dry_run: bool = False) -> retention.RetentionReport:
+        return retention.run(dsn, None, settings, policy, dry_run=dry_run, now=now)
+
+    subject = f"received_month:{old_month:%Y-%m}"
+    [listed] = [p for p in run(dry_run=True).purges if p.kind == "records"]
+    assert (listed.subject, listed.detail["files"]) == (subject, 1)
+    assert {t: n for t, n in listed.detail["rows"].items() if n} == stored
+    assert _partition_of(dsn, "edi.pharmacy_invoice", old) == [("edi.pharmacy_invoice_default",)]
+
+    report = run()
+    month = f"{old_month:%Y%m}"
+    assert f"edi.pharmacy_invoice_{month}" in report.partitions_created  # its rows moved in
+    [dropped] = [p for p in report.purges if p.kind == "records"]
+    assert dropped.subject == subject
+    assert {t: n for t, n in dropped.detail["rows"].items() if n} == stored
+    for table in stored:
+        assert execute(dsn, f"SELECT count(*) FROM {table} WHERE file_id = %s", old) == [(0,)]
+        assert execute(dsn, "SELECT to_regclass(%s)", f"{table}_{month}") == [(None,)]
+        assert execute(dsn, f"SELECT count(*) FROM {table} WHERE file_id = %s", new)[0][0] > 0
+    assert execute(dsn, "SELECT id, data_purged_at IS NOT NULL, state FROM edi.inbound_file"
+                   " WHERE feed = 'pharmacy' ORDER BY id") == [
+        (old, True, "loaded_with_errors"), (new, False, "loaded_with_errors"),
+    ]  # fmt: skip
+    assert ("records", subject) in [(kind, s) for _, kind, s in purged(dsn)]
+    [journey] = trace.trace(dsn, "PH_old.txt")
+    assert "purged" in [step for _, step, _ in trace.timeline(journey)]
+    assert [p for p in run().purges if p.kind == "records"] == []
+
+
+def test_an_email_address_goes_once_its_statement_is_delivered_and_the_mail_period_over(
+    dsn: str, catcher: MailCatcher, tmp_path: Path
+) -> None:
+    sent_at = dt.datetime(2026, 11, 30, 18, 0, tzinfo=dt.UTC)
+    for number in ("R2026-000001", "R2026-000002"):
+        insert_statement(dsn, number, email=f"{number.lower()}@example.org")
+    smtp = catcher.smtp_settings("Caisses Sociales de Monaco <releves@example.org>")
+    assert len(send_due(dsn, smtp, sent_at).sent) == 2
+    insert_statement(dsn, "R2026-000003", email="not.yet@example.org")  # still to send
+    settings = dataclasses.replace(Settings.from_env(), state_dir=tmp_path / "state")
+    policy = RetentionPolicy(mail_days=90)
+
+    def run(days_later: int, dry_run: bool = False) -> list[retention.Purge]:
+        now = sent_at + dt.timedelta(days=days_later)
+        report = retention.run(dsn, None, settings, policy, dry_run=dry_run, now=now)
+        return [p for p in report.purges if p.kind == "email"]
+
+    emails = "SELECT statement_number, email, email_purged_at IS NOT NULL FROM edi.statement"
+    before = execute(dsn, emails + " ORDER BY 1")
+    assert run(89) == []
+    [listed] = run(91, dry_run=True)
+    assert listed.detail["statements"] == 2 and execute(dsn, emails + " ORDER BY 1") == before
+    [purge] = run(91)
+    assert (purge.subject, purge.detail["statements"]) == ("edi.statement.email", 2)
+    assert execute(dsn, emails + " ORDER BY 1") == [
+        ("R2026-000001", None, True),
+        ("R2026-000002", None, True),
+        ("R2026-000003", "not.yet@example.org", False),
+    ]
+    assert run(91) == []

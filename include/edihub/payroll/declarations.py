@@ -29,8 +29,8 @@ def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
     """Write ``edi.payroll_contribution`` for every loaded line of the file (its employer is
     the line's, which the load took from the header); return the count."""
     cur.execute(
-        "SELECT employee_id, sender, employer_id, hours_worked, gross_salary, net_salary"
-        " FROM edi.payroll_salary_line WHERE file_id = %s ORDER BY record_no",
+        "SELECT employee_id, sender, employer_id, hours_worked, gross_salary, net_salary,"
+        " received_month FROM edi.payroll_salary_line WHERE file_id = %s ORDER BY record_no",
         (file_id,),
     )
     columns = [c.name for c in cur.description]
@@ -52,7 +52,8 @@ def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
         c = contributions(gross, p, household_reduced_base=reduced)
         rows.append(
             (
-                file_id, line["employee_id"], line["sender"], line["employer_id"], period,
+                file_id, line["received_month"], line["employee_id"], line["sender"],
+                line["employer_id"], period,
                 *(int(v * HUNDRED) for v in (
                     c.gross, c.net,
                 )),
@@ -67,7 +68,8 @@ def compute_file(cur: Any, file_id: int, header: dict[str, str]) -> int:
         )  # fmt: skip
     psycopg2.extras.execute_values(
         cur,
-        "INSERT INTO edi.payroll_contribution (file_id, employee_id, sender, employer_id,"
+        "INSERT INTO edi.payroll_contribution (file_id, received_month, employee_id, sender,"
+        " employer_id,"
         " period, gross, net,"
         " gross_computed, ccss_base, ccss_employer, car_employer, car_employee, ac_employer,"
         " ac_employee, supplementary_employer, supplementary_employee, rates_assumed)"
