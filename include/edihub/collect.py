@@ -43,7 +43,7 @@ from edihub.config import Settings
 from edihub.faults import crash_point
 from edihub.feeds import NAME_IS_CONTENT
 from edihub.formats.contract import FormatContract, feed_formats
-from edihub.load import snapshots
+from edihub.load import RECEIPT_MONTH, snapshots
 from edihub.load.db import connect
 from edihub.sftp import client as sftp_client
 from edihub.sftp import layout
@@ -377,11 +377,6 @@ def _loaded_batch(conn: Any, feed: str, sender: str, batch: str) -> int | None:
 
 
 # ---------------------------------------------------------------- load
-
-
-# The partition key of the tables a file fills (migration 0021), registry tables aside: the
-# month of the file's receipt, so that retention drops months.
-RECEIPT_MONTH = "received_month"
 
 
 def _bookkeeping(fmt: FormatContract) -> list[str]:

@@ -49,6 +49,7 @@ from psycopg2 import sql
 from edihub import audit, clock
 from edihub.collect import FINAL_STATES
 from edihub.config import Settings, env_fields
+from edihub.load import RECEIPT_MONTH
 from edihub.load.db import connect
 from edihub.sftp import client, downloads, layout
 from edihub.sftp.downloads import MANIFEST_SUFFIX
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 ACTION = "retention.purge"
 MAIL_FOLDER = "mail"  # the embedded relay's mailbox in the state folder (notify.catcher)
 AUDIT_TRAIL = "edi.audit_event"  # partitioned by month of ``at``, the database's clock
-RECEIPT_MONTH = "received_month"  # the message store's partition key, the hub's clock
 MONTHS_AHEAD = 3  # partitions created ahead, so that no row lands in a default one
 _DAY = dt.timedelta(days=1)
 

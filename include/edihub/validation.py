@@ -18,7 +18,14 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from edihub.config import Settings
-from edihub.contracts.engine import REJECT_FILE, DataContract, FileCheck, Lookup, Violation
+from edihub.contracts.engine import (
+    REJECT_FILE,
+    AtLeast,
+    DataContract,
+    FileCheck,
+    Lookup,
+    Violation,
+)
 from edihub.feeds import FEEDS
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.formats.errors import FileRefused
@@ -84,10 +91,11 @@ class DatabaseLookup:
         conditions: list[sql.Composable] = []
         params: list[Any] = []
         for column, value in where.items():
-            many = isinstance(value, list)
-            conditions.append(
-                sql.SQL("{} = ANY(%s)" if many else "{} = %s").format(sql.Identifier(column))
-            )
+            if isinstance(value, AtLeast):
+                test, value = "{} >= %s", value.value
+            else:
+                test = "{} = ANY(%s)" if isinstance(value, list) else "{} = %s"
+            conditions.append(sql.SQL(test).format(sql.Identifier(column)))
             params.append(value)
         return conditions, params
 

@@ -36,6 +36,7 @@ from edihub.contracts.compiled import (
     compile_suite,
 )
 from edihub.formats.xml_engine import Chunk
+from edihub.load import RECEIPT_MONTH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,10 +44,18 @@ if TYPE_CHECKING:
 ENGINES = ("compiled", "gx")
 
 
+@dataclass(frozen=True)
+class AtLeast:
+    """In a lookup's ``where``: the column's value is ``value`` or more."""
+
+    value: Any
+
+
 class Lookup(Protocol):
     """What data contracts may ask of the database (``edihub.validation.DatabaseLookup``).
 
-    ``where`` restricts the rows read: column -> a value, or a list of accepted values.
+    ``where`` restricts the rows read: column -> a value, a list of accepted values, or
+    :class:`AtLeast` a value.
     """
 
     def present(
@@ -456,20 +465,27 @@ class FileCheck:
                 if spec.get("as") == "month_end":  # the current month counts as begun
                     params[name] = _month_end(self.today)
             elif "days_before_today" in spec:
-                # a number of days, or the name of a setting (Settings.windows)
-                days = spec["days_before_today"]
-                days = self.tolerances.values[days] if isinstance(days, str) else int(days)
-                params[name] = self.today - dt.timedelta(days=days)
+                params[name] = self._days_before_today(spec["days_before_today"])
             elif "context" in spec:
                 params[name] = [self.context[spec["context"]]]
             else:
                 raise ValueError(f"{self.contract.folder}: parameter {name} has no known source")
         return params
 
+    def _days_before_today(self, days: int | str) -> dt.date:
+        """``days`` (a number, or the name of a setting: Settings.windows) before today."""
+        days = self.tolerances.values[days] if isinstance(days, str) else int(days)
+        return self.today - dt.timedelta(days=days)
+
     def _where(self, spec: dict[str, Any]) -> dict[str, Any]:
         where = dict(spec.get("where", {}))
         if spec.get("same_sender"):
             where["sender"] = self.context["account"]
+        if "received_within" in spec:
+            # Only the months of the message store received since then are read: a lookup
+            # over all of them costs one index probe per month and value.
+            since = self._days_before_today(spec["received_within"])
+            where[RECEIPT_MONTH] = AtLeast(since.replace(day=1))
         return where
 
     def _lookup(self, spec: dict[str, Any], tables: dict[str, pa.Table]) -> list[Any]:
