@@ -44,7 +44,7 @@ from edihub.faults import crash_point
 from edihub.feeds import NAME_IS_CONTENT
 from edihub.formats.contract import FormatContract, feed_formats
 from edihub.load import RECEIPT_MONTH, snapshots
-from edihub.load.db import connect
+from edihub.load.db import connect, receipt_month
 from edihub.sftp import client as sftp_client
 from edihub.sftp import layout
 from edihub.validation import (
@@ -398,14 +398,6 @@ def child_columns(fmt: FormatContract) -> list[str]:
     children = fmt.record.children
     assert children is not None, f"{fmt.feed}: its records have no children"
     return [*_bookkeeping(fmt), fmt.record.id, "child_no", *(f.name for f in children.fields)]
-
-
-def receipt_month(cur: Any, file_id: int) -> dt.date:
-    """The month the file's rows are filed under (``edi.receipt_month`` of its receipt)."""
-    cur.execute(
-        "SELECT edi.receipt_month(received_at) FROM edi.inbound_file WHERE id = %s", (file_id,)
-    )
-    return cur.fetchone()[0]  # type: ignore[no-any-return]
 
 
 def copy_rows(rows: pa.Table, columns: list[str], constants: dict[str, Any]) -> pa.Table:

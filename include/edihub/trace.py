@@ -22,7 +22,8 @@ from psycopg2 import sql
 
 from edihub import audit
 from edihub.clock import MONACO
-from edihub.load.db import connect
+from edihub.load import RECEIPT_MONTH
+from edihub.load.db import connect, receipt_month
 
 # Errors and statements shown per file: a rejected 100,000-record file has as many errors.
 MAX_ERRORS = 50
@@ -128,23 +129,28 @@ def journey(conn: Any, file_id: int) -> dict[str, Any]:
 
 def rows_per_table(cur: Any, feed: str, file_id: int) -> dict[str, int]:
     """Rows of the file in each of its feed's tables (``edi.<feed>_*`` with a file_id; a
-    partitioned table counts once, not as its months)."""
+    partitioned table counts once, and only its partition of the file's month is read)."""
     cur.execute(
-        "SELECT c.relname FROM pg_class c"
+        "SELECT c.relname, m.attname IS NOT NULL FROM pg_class c"
         " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'file_id'"
+        " LEFT JOIN pg_attribute m ON m.attrelid = c.oid AND m.attname = %s"
         " WHERE c.relnamespace = 'edi'::regnamespace AND c.relkind IN ('r', 'p')"
         "   AND NOT c.relispartition AND starts_with(c.relname, %s)"
         " ORDER BY c.relname",
-        (f"{feed}_",),
+        (RECEIPT_MONTH, f"{feed}_"),
     )
+    tables = cur.fetchall()
+    month = receipt_month(cur, file_id)
     counts = {}
-    for (table,) in cur.fetchall():
-        cur.execute(
-            sql.SQL("SELECT count(*) FROM {} WHERE file_id = %s").format(
-                sql.Identifier("edi", table)
-            ),
-            (file_id,),
+    for table, by_month in tables:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE file_id = %s").format(
+            sql.Identifier("edi", table)
         )
+        args: tuple[Any, ...] = (file_id,)
+        if by_month:  # the message store (migration 0021): read the file's month only
+            query += sql.SQL(" AND {} = %s").format(sql.Identifier(RECEIPT_MONTH))
+            args += (month,)
+        cur.execute(query, args)
         n = int(cur.fetchone()[0])
         if n:
             counts[f"edi.{table}"] = n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -37,6 +38,14 @@ def connect(dsn: str) -> Iterator[psycopg2.extensions.connection]:
         yield conn
     finally:
         conn.close()
+
+
+def receipt_month(cur: Any, file_id: int) -> dt.date:
+    """The month a file's rows are filed under in the message store (migration 0021)."""
+    cur.execute(
+        "SELECT edi.receipt_month(received_at) FROM edi.inbound_file WHERE id = %s", (file_id,)
+    )
+    return cur.fetchone()[0]  # type: ignore[no-any-return]
 
 
 def _migrations() -> list[tuple[str, str]]:
