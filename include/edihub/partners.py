@@ -653,11 +653,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``edihub partners`` subcommands, on ``parser``."""
     sub = parser.add_subparsers(dest="action", required=True)
     env = os.environ.get
+
+    def env_path(name: str) -> Path | None:
+        return Path(env(name)) if env(name) else None
+
     changes = argparse.ArgumentParser(add_help=False)
     changes.add_argument(
         "--sshd-config-dir",
         type=Path,
-        default=Path(env("EDIHUB_SSHD_CONFIG_DIR")) if env("EDIHUB_SSHD_CONFIG_DIR") else None,
+        default=env_path("EDIHUB_SSHD_CONFIG_DIR"),
         metavar="DIR",
         help="write the SFTP configuration again there, as edihub sftp sshd-config --out DIR "
         "(default: EDIHUB_SSHD_CONFIG_DIR; unset: not written)",
@@ -676,13 +680,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     changes.add_argument(
         "--service-key",
         type=Path,
-        default=Path(env("EDIHUB_SSHD_SERVICE_KEY")) if env("EDIHUB_SSHD_SERVICE_KEY") else None,
+        default=env_path("EDIHUB_SSHD_SERVICE_KEY"),
         help="(default: EDIHUB_SSHD_SERVICE_KEY)",
     )
     changes.add_argument(
         "--sftp-tree",
         type=Path,
-        default=Path(env("EDIHUB_SFTP_TREE")) if env("EDIHUB_SFTP_TREE") else None,
+        default=env_path("EDIHUB_SFTP_TREE"),
         metavar="DIR",
         help="the SFTP tree on this machine (holding partners/): each account's folders are "
         "created there (default: EDIHUB_SFTP_TREE; unset: none)",

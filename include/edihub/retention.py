@@ -249,12 +249,14 @@ def ensure_partitions(
     return created
 
 
-def _detach_and_drop(cur: Any, table: str, partition: str) -> int:
-    """Drop one partition (its rows counted first); ``partition`` is a name from pg_class."""
+def _drop_partition(cur: Any, table: str, partition: str, dry_run: bool) -> int:
+    """Drop one partition (in a dry run, only count it); its rows. ``partition`` is a name
+    from pg_class."""
     cur.execute(f"SELECT count(*) FROM {partition}")
     rows = int(cur.fetchone()[0])
-    cur.execute(f"ALTER TABLE {table} DETACH PARTITION {partition}")
-    cur.execute(f"DROP TABLE {partition}")
+    if not dry_run:
+        cur.execute(f"ALTER TABLE {table} DETACH PARTITION {partition}")
+        cur.execute(f"DROP TABLE {partition}")
     return rows
 
 
@@ -270,11 +272,7 @@ def _audit_months(job: _Run) -> None:
             )
             if not cur.fetchone()[0]:
                 continue
-            if job.report.dry_run:
-                cur.execute(f"SELECT count(*) FROM {name}")  # a name from pg_class
-                rows = int(cur.fetchone()[0])
-            else:
-                rows = _detach_and_drop(cur, AUDIT_TRAIL, name)
+            rows = _drop_partition(cur, AUDIT_TRAIL, name, job.report.dry_run)
             job.purge(cur, Purge("audit", name, f"ended {upper[:10]}", {"rows": rows}))
             conn.commit()
 
@@ -308,24 +306,17 @@ def _message_store_months(job: _Run) -> None:
                         (month,),
                     )
                     rows[table] = int(cur.fetchone()[0])
-                elif job.report.dry_run:
-                    cur.execute(f"SELECT count(*) FROM {name}")  # a name from pg_class
-                    rows[table] = int(cur.fetchone()[0])
                 else:
-                    rows[table] = _detach_and_drop(cur, table, name)
+                    rows[table] = _drop_partition(cur, table, name, job.report.dry_run)
+            of_month = " WHERE edi.receipt_month(received_at) = %s AND data_purged_at IS NULL"
             if job.report.dry_run:
-                cur.execute(
-                    "SELECT count(*) FROM edi.inbound_file"
-                    " WHERE edi.receipt_month(received_at) = %s AND data_purged_at IS NULL",
-                    (month,),
-                )
+                cur.execute("SELECT count(*) FROM edi.inbound_file" + of_month, (month,))
             else:
                 cur.execute(
                     "WITH marked AS (UPDATE edi.inbound_file SET data_purged_at = now()"
-                    " WHERE edi.receipt_month(received_at) = %s AND data_purged_at IS NULL"
-                    " RETURNING 1) SELECT count(*) FROM marked",
+                    + of_month + " RETURNING 1) SELECT count(*) FROM marked",
                     (month,),
-                )
+                )  # fmt: skip
             files = int(cur.fetchone()[0])
             detail = {"files": files, "rows": rows}
             reason = f"received in {month:%Y-%m}, before {cutoff}"
