@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from edihub import clock
 from tests.fixtures.fse import DENTIST, MESSAGES, PRACTITIONER, fse_file, message, sheet, v2_file
 from tests.fixtures.hub import ACK_NS, Hub, ack_status, make_hub
 from tests.fixtures.registry import OLD_CARD_CODE, seed_registry
@@ -156,7 +157,7 @@ def test_a_message_already_loaded_is_refused_from_a_new_file(doctor: Hub, tmp_pa
 
 
 def test_a_stoppage_prescribed_in_the_future_is_refused(doctor: Hub, tmp_path: Path) -> None:
-    tomorrow = dt.date.today() + dt.timedelta(days=1)
+    tomorrow = clock.monaco_today() + dt.timedelta(days=1)
     stoppages = [
         message("work_stoppage", 1),
         message("work_stoppage", 2, prescribed_on=tomorrow, start_date=tomorrow),

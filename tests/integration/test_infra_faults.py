@@ -48,10 +48,13 @@ def waiting_on(dsn: str, table: str, deadline: float = 30.0) -> tuple[str, bool]
     with contextlib.closing(conn), conn.cursor() as cur:
         end = time.monotonic() + deadline
         while time.monotonic() < end:
+            # The wait as pg_stat_activity shows it too: its snapshot, taken apart from
+            # pg_locks', may still show the session's previous statement.
             cur.execute(
                 "SELECT a.query, a.backend_xid IS NOT NULL FROM pg_locks l"
                 " JOIN pg_stat_activity a USING (pid)"
-                " WHERE NOT l.granted AND l.relation = %s::regclass",
+                " WHERE NOT l.granted AND l.relation = %s::regclass"
+                " AND a.wait_event_type = 'Lock'",
                 (table,),
             )
             found = cur.fetchone()

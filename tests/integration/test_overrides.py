@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pytest
 
-from edihub import cli, collect, reprocess
+from edihub import cli, clock, collect, reprocess
 from edihub.config import Settings
 from edihub.exports.files import export_contract
 from edihub.overrides import OverrideError, load
@@ -39,7 +39,7 @@ def _contracts(tmp: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_pharmacys_own_window_cascades_over_its_kinds_and_is_recorded(funds: Funds) -> None:
-    today = dt.date.today()
+    today = clock.monaco_today()
     contracts = _contracts(
         funds.folder, {"kind/pharmacy.yaml": "tolerances: {care_window_days: 30}"}
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from edihub import cli, partners
+from edihub import cli, clock, partners
 from edihub.registry_writer import write_snapshot
 from edihub.sftp import client
 from edihub.sftp.client import SftpEndpoint
@@ -78,7 +78,7 @@ def can_log_in(server: EmbeddedSftpServer, account: str, key: Path, wait: float 
 def test_a_change_is_a_new_snapshot_refused_whole_by_the_contract_and_audited(
     edihub: Run, funds: Funds
 ) -> None:
-    today = dt.date.today()
+    today = clock.monaco_today()  # snapshots are dated by the hub's clock
     add = ("partners", "add", "insurer", "INS53", "name=Mutuelle 53", "sftp_account=ins53",
            "status=active", "export_format=csv", "export_time=06:00")  # fmt: skip
     status, out, _ = edihub(*add)

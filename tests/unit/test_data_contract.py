@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from edihub import clock
 from edihub.config import Settings
 from edihub.contracts.engine import SeenValues
 from edihub.fse_writer import Act
@@ -57,7 +58,7 @@ def test_clean_file_is_accepted(tmp_path: Path) -> None:
     ("change", "rule", "field"),
     [
         ({"total": Decimal("99.00")}, "FSE-R04", "total"),
-        ({"care_date": dt.date.today() + dt.timedelta(days=3)}, "FSE-R05", "care_date"),
+        ({"care_date": clock.monaco_today() + dt.timedelta(days=3)}, "FSE-R05", "care_date"),
         ({"care_date": dt.date(2001, 1, 1)}, "FSE-R05", "care_date"),
         ({"practitioner_id": "P99999"}, "FSE-R06", "practitioner_id"),
         ({"registration_number": "9999"}, "FSE-R07", "registration_number"),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from edihub import clock
 from edihub.config import Settings
 from edihub.validation import check_file
 from tests.fixtures.fse import (
@@ -77,7 +78,7 @@ def check(path: Path, document: str, account: str | None = None) -> tuple[Any, l
 
 
 def future(days: int) -> dt.date:
-    return dt.date.today() + dt.timedelta(days=days)
+    return clock.monaco_today() + dt.timedelta(days=days)
 
 
 @pytest.mark.parametrize("document", sorted(MESSAGES))
@@ -111,8 +112,8 @@ RECORD_RULES = [
     ("work_stoppage", {"fse_code": OLD_CARD_CODE}, "WS-R05"),
     ("work_stoppage", {"prescribed_on": future(3), "start_date": future(3)}, "WS-R06"),
     ("work_stoppage", {"beneficiary_rank": 1}, "WS-R07"),
-    ("work_stoppage", {"end_date": dt.date.today() - dt.timedelta(days=10)}, "WS-R08"),
-    ("work_stoppage", {"start_date": dt.date.today() - dt.timedelta(days=9)}, "WS-R09"),
+    ("work_stoppage", {"end_date": clock.monaco_today() - dt.timedelta(days=10)}, "WS-R08"),
+    ("work_stoppage", {"start_date": clock.monaco_today() - dt.timedelta(days=9)}, "WS-R09"),
     ("exemption_request", {"id": "ETM-LOADED"}, "TME-R02"),
     ("exemption_request", {"practitioner_id": DENTIST}, "TME-R03"),
     ("exemption_request", {"fse_code": OLD_CARD_CODE}, "TME-R05"),
@@ -122,7 +123,7 @@ RECORD_RULES = [
     ("invalidity_request", {"id": "INV-LOADED"}, "INV-R02"),
     ("invalidity_request", {"practitioner_id": DENTIST}, "INV-R03"),
     ("invalidity_request", {"beneficiary_rank": 1}, "INV-R07"),
-    ("invalidity_request", {"stopped_work_since": dt.date.today()}, "INV-R08"),
+    ("invalidity_request", {"stopped_work_since": clock.monaco_today()}, "INV-R08"),
     ("prior_approval", {"id": "DAP-SUBMITTED"}, "DPA-R02"),
     ("prior_approval", {"practitioner_id": PRACTITIONER}, "DPA-R03"),
     ("prior_approval", {"fse_code": OLD_CARD_CODE}, "DPA-R05"),
@@ -153,7 +154,7 @@ ALLOWED = [
     ("care_sheet", {"practitioner_id": DENTIST, "prior_approval_id": "DAP-SUBMITTED"}),
     ("care_sheet", {"practitioner_id": SPECIALIST}),
     # an extension may start before the day it is prescribed (it continues a stoppage)
-    ("work_stoppage", {"kind": "extension", "start_date": dt.date.today() - dt.timedelta(9)}),
+    ("work_stoppage", {"kind": "extension", "start_date": clock.monaco_today() - dt.timedelta(9)}),
     # only a long-term condition needs its code
     ("exemption_request", {"ground": "costly_act", "condition_code": None}),
     ("prior_approval", {"status": "withdrawn", "id": "DAP-SUBMITTED"}),
