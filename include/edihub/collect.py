@@ -177,34 +177,43 @@ def _quarantine_row(cur: Any, item: InboundFile, code: str, reason: str) -> int:
     return file_id
 
 
-def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile) -> int:
-    """Download ``item`` to the landing area and register it; return its file id."""
+def _refused_unread(item: InboundFile, settings: Settings) -> tuple[str, str] | None:
+    """Why ``item`` is quarantined without being read (its rule and reason), if it is."""
+    unsafe = sftp_client.unsafe_name_reason(item.name)
+    if unsafe:
+        return "UNSAFE_NAME", f"file name refused: {unsafe}"
+    if item.not_regular:
+        return "NOT_A_REGULAR_FILE", (
+            f"this is a {item.not_regular}, not a regular file: it was not read or "
+            "followed; upload the file itself"
+        )
+    if item.size > settings.max_file_bytes:
+        return (
+            "TOO_LARGE",
+            f"{item.size} bytes is over the limit of {settings.max_file_bytes} bytes",
+        )
+    return None
+
+
+def _path_key(remote_path: str) -> str:
+    """A remote path as the key of its lock (its raw bytes: a name may not be UTF-8)."""
+    return remote_path.encode("utf-8", "surrogateescape").hex()
+
+
+def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile) -> int | None:
+    """Download ``item`` to the landing area and register it; return its file id, or None if
+    it left the inbox after it was listed (another run took it, or its sender removed it)."""
     with connect(dsn) as conn, conn.cursor() as cur:
-        # a second run waits, then finds the row in flight (the raw name: it may not be UTF-8)
-        _claim(cur, "path", item.path.encode("utf-8", "surrogateescape").hex())
-        unsafe = sftp_client.unsafe_name_reason(item.name)
-        if unsafe:
-            file_id = _quarantine_row(cur, item, "UNSAFE_NAME", f"file name refused: {unsafe}")
-            conn.commit()
-            return file_id
-        if item.not_regular:
-            reason = (
-                f"this is a {item.not_regular}, not a regular file: it was not read or "
-                "followed; upload the file itself"
-            )
-            file_id = _quarantine_row(cur, item, "NOT_A_REGULAR_FILE", reason)
-            conn.commit()
-            return file_id
-        if item.size > settings.max_file_bytes:
-            file_id = _quarantine_row(
-                cur,
-                item,
-                "TOO_LARGE",
-                f"{item.size} bytes is over the limit of {settings.max_file_bytes} bytes",
-            )
-            conn.commit()
-            return file_id
+        # A second run waits here, then finds the row in flight, or the file archived (the
+        # archive step takes the same lock), never half of either.
+        _claim(cur, "path", _path_key(item.path))
+        refusal = _refused_unread(item, settings)
         try:
+            if refusal:
+                sftp_client.lstat(sftp, item.path)  # still there: it is refused only once
+                file_id = _quarantine_row(cur, item, *refusal)
+                conn.commit()
+                return file_id
             fetched = sftp_client.fetch(
                 sftp, item.path, settings.landing_dir, settings.max_file_bytes
             )
@@ -212,6 +221,13 @@ def fetch(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: Inbound
             file_id = _quarantine_row(cur, item, "TOO_LARGE", str(exc))
             conn.commit()
             return file_id
+        except FileNotFoundError:
+            log.info(
+                "gone %s: it left the inbox after it was listed (another run took it, or its "
+                "sender removed it)",
+                _shown(item.path),
+            )
+            return None
         crash_point("collect.after_download")
         file_id = _register(cur, item, fetched.sha256, fetched.size)
         conn.commit()
@@ -633,6 +649,7 @@ def archive(sftp: paramiko.SFTPClient, dsn: str, file_id: int) -> int:
             f"{file_id}.{row['state']}.{(row['sha256'] or 'unread')[:16]}",
         )
         source = bytes(row["remote_path_raw"]).decode("utf-8", "surrogateescape")
+        _claim(cur, "path", _path_key(source))  # not while a run fetches it (``fetch``)
         sftp_client.move(sftp, source, target)
         crash_point("collect.after_move")
         cur.execute(
@@ -730,9 +747,14 @@ def _file_row(conn: Any, file_id: int, lock: bool = False) -> dict[str, Any]:
     return dict(row)
 
 
-def process(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile) -> int:
-    """Every step for one file, in order (the CLI and tests; the DAG runs them as tasks)."""
+def process(
+    sftp: paramiko.SFTPClient, dsn: str, settings: Settings, item: InboundFile
+) -> int | None:
+    """Every step for one file, in order (the CLI and tests; the DAG runs them as tasks);
+    None if the file left the inbox after it was listed (``fetch``)."""
     file_id = fetch(sftp, dsn, settings, item)
+    if file_id is None:
+        return None
     validate(dsn, settings, file_id)
     load(dsn, settings, file_id)
     archive(sftp, dsn, file_id)
@@ -763,7 +785,9 @@ def finish_interrupted(sftp: paramiko.SFTPClient, dsn: str, feed: str) -> list[i
 def collect(sftp: paramiko.SFTPClient, dsn: str, settings: Settings, feed: str) -> Iterator[int]:
     yield from finish_interrupted(sftp, dsn, feed)
     for item in list_inbound(sftp, feed, settings.settle_seconds):
-        yield process(sftp, dsn, settings, item)
+        file_id = process(sftp, dsn, settings, item)
+        if file_id is not None:
+            yield file_id
 
 
 def file_summary(dsn: str, file_id: int) -> dict[str, Any]:

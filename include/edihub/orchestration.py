@@ -89,7 +89,8 @@ def fetch(batch: list[dict[str, Any]]) -> list[int]:
     dsn, settings = database_dsn(), Settings.from_env()
     items = [collect.InboundFile(**item) for item in batch]
     with sftp_session() as sftp:
-        return _each("fetch", items, lambda item: collect.fetch(sftp, dsn, settings, item))
+        fetched = _each("fetch", items, lambda item: collect.fetch(sftp, dsn, settings, item))
+    return [file_id for file_id in fetched if file_id is not None]  # None: it left the inbox
 
 
 def validate(file_ids: list[int]) -> list[int]:

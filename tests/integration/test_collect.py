@@ -153,6 +153,31 @@ def test_crash_after_commit_then_rerun_is_exactly_once(hub: Hub, tmp_path: Path)
     assert ack_status(hub.ack("FSE_1.xml")) == ("accepted", "A")
 
 
+def test_a_file_another_run_took_after_this_one_listed_it_is_left_to_that_run(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """Two runs over one inbox (an overlapping schedule, a manual trigger): the second lists
+    the files, the first fetches, loads and archives them all, then the second comes to
+    them. A file refused unread (too large) takes the same path."""
+    hub.send(fse_file(tmp_path / "FSE_1.xml"))
+    hub.send(fse_file(tmp_path / "FSE_2.xml", [sheet(i) for i in range(1, 41)], batch="2"))
+    settings = dataclasses.replace(hub.settings, max_file_bytes=4096)
+    with hub.server.connect(hub.server.hub) as sftp:
+        listed = collect.list_inbound(sftp, "fse", 0)
+        first_run = list(collect.collect(sftp, hub.dsn, settings, "fse"))
+        assert [collect.process(sftp, hub.dsn, settings, item) for item in listed] == [None, None]
+    assert len(first_run) == 2
+    assert hub.files() == [
+        ("FSE_1.xml", "loaded", None, 5, True, True),
+        ("FSE_2.xml", "quarantined", "TOO_LARGE", None, True, True),
+    ]
+    with hub.server.connect(hub.partner) as sftp:
+        assert sorted(n.split(".xml.")[0] for n in sftp.listdir("/outbound/acks")) == [
+            "FSE_1",
+            "FSE_2",
+        ]
+
+
 def test_rerunning_every_step_changes_nothing(hub: Hub, tmp_path: Path) -> None:
     hub.send(fse_file(tmp_path / "FSE_1.xml"))
     [file_id] = hub.collect()

@@ -458,7 +458,7 @@ def fetch(sftp: paramiko.SFTPClient, remote_path: str, dest_dir: Path, max_bytes
     Raises ``FileTooLarge`` (nothing kept) past ``max_bytes``, ``NotARegularFile`` for
     anything but a regular file. Fetching the same content again is a no-op.
     """
-    attrs = sftp.lstat(_wire(remote_path))
+    attrs = lstat(sftp, remote_path)
     if attrs.st_mode is None or not stat.S_ISREG(attrs.st_mode):
         raise NotARegularFile(errno.EINVAL, "not a regular file", remote_path)
     if (attrs.st_size or 0) > max_bytes:
@@ -516,9 +516,14 @@ def _is_dir(sftp: paramiko.SFTPClient, path: str) -> bool:
     return mode is not None and stat.S_ISDIR(mode)
 
 
+def lstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes:
+    """The attributes of ``path`` itself (a link is not followed); FileNotFoundError if gone."""
+    return sftp.lstat(_wire(path))
+
+
 def _lstat(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPAttributes | None:
     try:
-        return sftp.lstat(_wire(path))
+        return lstat(sftp, path)
     except FileNotFoundError:
         return None
 
